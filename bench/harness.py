@@ -1,0 +1,186 @@
+"""Shared benchmark machinery: each peer in its own single-threaded process, medians, ratios.
+
+A benchmark script defines cases, each a mapping ``peer name -> setup function``.
+A setup function imports its peer, builds the inputs, and returns a zero-argument
+callable that does the work once (or raises ``ImportError`` when the peer is not
+installed). :func:`main` then runs every (case, peer) pair in a fresh process
+pinned to one CPU with one thread, times it with warm-up, and prints one table
+of medians and ratios against the case's baseline peer.
+
+Example (a script ``bench/bench_x.py``)::
+
+    from harness import main
+
+    def numpy_sum():
+        import numpy as np
+        x = np.ones(1000)
+        return lambda: x.sum()
+
+    CASES = {"sum of 1000": {"numpy": numpy_sum}}
+
+    if __name__ == "__main__":
+        main(CASES, baseline="numpy")
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Mapping
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "XLA_FLAGS")
+
+
+def single_thread_env() -> dict:
+    """The environment for a timed child process: one thread everywhere."""
+    env = dict(os.environ)
+    for name in THREAD_VARIABLES[:-1]:
+        env[name] = "1"
+    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    env["JAX_PLATFORMS"] = "cpu"
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+def median_seconds(fn: Callable[[], Any], min_time: float = 0.5, warmup: int = 3, max_repeat: int = 1000) -> dict:
+    """Median and spread of ``fn()`` wall time after ``warmup`` calls.
+
+    Repeats until ``min_time`` seconds have been spent (at least 5 times, at most ``max_repeat``).
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    spent = 0.0
+    gc.collect()
+    while (spent < min_time or len(times) < 5) and len(times) < max_repeat:
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        spent += elapsed
+    return {"median": statistics.median(times), "min": min(times), "repeat": len(times)}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process, in MiB."""
+    import resource  # noqa: PLC0415  (POSIX only)
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(script: str, case: str, peer: str, min_time: float) -> None:
+    """Run one (case, peer) in this process and print its figures as JSON."""
+    try:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    except (AttributeError, OSError):
+        pass
+    module = _load(script)
+    try:
+        work = module.CASES[case][peer]()
+    except ImportError as err:
+        print(json.dumps({"skipped": f"not installed ({err.name or err})"}))
+        return
+    result = median_seconds(work, min_time=min_time)
+    extra = getattr(work, "extra", None)
+    if extra:
+        result.update(extra() if callable(extra) else extra)
+    result["peak_rss_mib"] = peak_rss_mib()
+    print(json.dumps(result))
+
+
+def _load(script: str):
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("bench_script", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_case(script: str, case: str, peer: str, min_time: float) -> dict:
+    """Run one (case, peer) in a fresh single-threaded process; return its figures."""
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", script, case, peer, str(min_time)],
+        capture_output=True, text=True, env=single_thread_env(),
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"skipped": f"failed: {tail}"}
+    return json.loads(lines[-1])
+
+
+def _format_seconds(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.3f} s"
+
+
+def main(cases: Mapping[str, Mapping[str, Callable]], baseline: str, title: str = "",
+         columns: tuple = ()) -> list:
+    """Command-line entry of a benchmark script: run every case and peer, print a Markdown table.
+
+    ``columns`` names extra figures a peer reports through its ``extra`` attribute
+    (say ``max_error``); they are printed after the time. Returns the rows.
+    """
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(*sys.argv[2:5], float(sys.argv[5]))
+        return []
+    parser = argparse.ArgumentParser(description=title or "symgrad benchmark")
+    parser.add_argument("--case", action="append", help="run only this case (repeatable)")
+    parser.add_argument("--peer", action="append", help="run only this peer (repeatable)")
+    parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per peer (default 1)")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args()
+    script = os.path.abspath(sys.modules["__main__"].__file__)
+    print(f"# {title or os.path.basename(script)}")
+    print(f"python {platform.python_version()}, {platform.machine()}, one thread per peer, "
+          f"pinned to one CPU, median of >= 5 runs after warm-up\n")
+    header = "| case | peer | median | ratio to " + baseline + " |" + "".join(f" {c} |" for c in columns)
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    rows = []
+    for case, peers in cases.items():
+        if args.case and case not in args.case:
+            continue
+        figures = {}
+        for peer in peers:
+            if args.peer and peer not in args.peer and peer != baseline:
+                continue
+            figures[peer] = run_case(script, case, peer, args.min_time)
+        base = figures.get(baseline, {}).get("median")
+        for peer, fig in figures.items():
+            row = {"case": case, "peer": peer, **fig}
+            rows.append(row)
+            if "skipped" in fig:
+                print(f"| {case} | {peer} | skipped: {fig['skipped']} | |" + " |" * len(columns))
+                continue
+            ratio = f"{fig['median'] / base:.2f}×" if base else "n/a"
+            extra = "".join(f" {_format_extra(fig.get(c))} |" for c in columns)
+            print(f"| {case} | {peer} | {_format_seconds(fig['median'])} | {ratio} |{extra}")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(rows, out, indent=2)
+    return rows
+
+
+def _format_extra(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    _child(*sys.argv[2:5], float(sys.argv[5]))

@@ -1,0 +1,61 @@
+"""symgrad: the gradient of a loss three ways, side by side.
+
+Exact partial derivatives from SymPy, finite differences, and a reverse-mode
+engine on NumPy (or CuPy) arrays, cross-checked against each other.
+
+``import symgrad`` loads only NumPy; SymPy is imported the first time a symbolic
+feature is used.
+
+Example:
+    >>> import symgrad as sg
+    >>> a, b = sg.tensor(2.0, requires_grad=True), sg.tensor(-3.0, requires_grad=True)
+    >>> c, f = sg.tensor(10.0, requires_grad=True), sg.tensor(-2.0, requires_grad=True)
+    >>> L = (a * b + c) * f
+    >>> L.backward()
+    >>> [float(t.grad) for t in (a, b, c, f)]
+    [6.0, -4.0, -2.0, 4.0]
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .functions import (  # noqa: F401  (re-exported)
+    abs, concatenate, cos, cross_entropy, exp, log, log_softmax, matmul, max, maximum, mean, minimum,
+    mse_loss, relu, reshape, sigmoid, sin, softmax, sqrt, stack, sum, tanh, transpose, where,
+)
+from .tensor import Tensor, tensor  # noqa: F401
+from .transforms import grad, value_and_grad, value_and_gradients  # noqa: F401
+
+__version__ = "0.1.0"
+
+# Public names whose modules load SymPy or do more work: imported on first use.
+_LAZY = {
+    "parse": "symgrad.symbolic.parse",
+    "ParseError": "symgrad.symbolic.parse",
+    "derive": "symgrad.symbolic.derive",
+    "Derivatives": "symgrad.symbolic.derive",
+    "fd_gradient": "symgrad.finite_diff",
+    "fd_error_curve": "symgrad.finite_diff",
+    "check": "symgrad.check",
+    "CheckReport": "symgrad.check",
+    "assert_gradients_close": "symgrad.check",
+    "check_backward": "symgrad.check",
+    "descend": "symgrad.descent",
+    "Trajectory": "symgrad.descent",
+    "examples": "symgrad.examples",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
+    loaded = importlib.import_module(module)
+    value = loaded if module.endswith("." + name) else getattr(loaded, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,136 @@
+"""The array backend: NumPy on the CPU, CuPy on the GPU.
+
+This is the only module that imports CuPy. Everything else asks it for the
+array module of an array (:func:`xp_of`) or of a device (:func:`array_module`).
+
+Example:
+    >>> import numpy as np
+    >>> from symgrad import backend
+    >>> backend.xp_of(np.ones(3)) is np
+    True
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+DEVICES = ("cpu", "gpu")
+_cupy: ModuleType | None = None
+
+
+def cupy_module() -> ModuleType:
+    """Return the ``cupy`` module, or raise a clear error when it cannot run.
+
+    Example:
+        >>> try:
+        ...     cupy_module()
+        ... except RuntimeError as err:
+        ...     print("needs CuPy" in str(err))
+        True
+    """
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy  # noqa: PLC0415  (optional, loaded on first GPU use)
+
+            cupy.cuda.runtime.getDeviceCount()
+        except Exception as err:  # ImportError, or CUDA runtime errors
+            raise RuntimeError(
+                f"device='gpu' needs CuPy and a CUDA GPU (pip install 'symgrad[gpu]'): {err}"
+            ) from None
+        _cupy = cupy
+    return _cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy is installed and sees a GPU.
+
+    Example:
+        >>> isinstance(gpu_available(), bool)
+        True
+    """
+    try:
+        cupy_module()
+    except RuntimeError:
+        return False
+    return True
+
+
+def check_device(device: str | None) -> str:
+    """Return the device name ("cpu" by default), raising ValueError for unknown names.
+
+    Example:
+        >>> check_device(None)
+        'cpu'
+    """
+    if device is None:
+        return "cpu"
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    return device
+
+
+def array_module(device: str | None) -> ModuleType:
+    """Return the array module (``numpy`` or ``cupy``) of a device.
+
+    Example:
+        >>> array_module("cpu") is np
+        True
+    """
+    return cupy_module() if check_device(device) == "gpu" else np
+
+
+def xp_of(array: Any) -> ModuleType:
+    """Return the array module that owns ``array`` (NumPy for anything not on the GPU).
+
+    Example:
+        >>> xp_of(3.0) is np
+        True
+    """
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return _cupy
+    return np
+
+
+def device_of(array: Any) -> str:
+    """Return "gpu" for a CuPy array and "cpu" otherwise.
+
+    Example:
+        >>> device_of(np.zeros(2))
+        'cpu'
+    """
+    return "gpu" if xp_of(array) is not np else "cpu"
+
+
+def to_device(array: Any, device: str) -> Any:
+    """Move an array to ``device``, copying only when it lives elsewhere.
+
+    Example:
+        >>> to_device(np.arange(2.0), "cpu")
+        array([0., 1.])
+    """
+    if check_device(device) == "gpu":
+        return cupy_module().asarray(array)
+    if xp_of(array) is not np:
+        return array.get()
+    return array
+
+
+def scatter_add(target: Any, index: Any, values: Any) -> None:
+    """Add ``values`` into ``target[index]`` in place, accumulating repeated indices.
+
+    Example:
+        >>> t = np.zeros(3)
+        >>> scatter_add(t, np.array([0, 0, 2]), np.ones(3))
+        >>> t
+        array([2., 0., 1.])
+    """
+    xp = xp_of(target)
+    if xp is np:
+        np.add.at(target, index, values)
+    else:
+        import cupyx  # noqa: PLC0415  (ships with CuPy)
+
+        cupyx.scatter_add(target, index, values)

@@ -1,0 +1,233 @@
+"""The polymorphic ``sg.*`` functions: one loss definition, three kinds of input.
+
+Each function looks at its arguments once, in :func:`call`:
+
+- a :class:`~symgrad.tensor.Tensor` anywhere: the op is recorded for backpropagation;
+- a SymPy expression, or a NumPy object array of them: the SymPy form from
+  :mod:`symgrad.symbolic.ops` (SymPy is imported only then);
+- otherwise (floats, ints, NumPy or CuPy arrays, complex too): plain array math.
+
+Example:
+    >>> import numpy as np
+    >>> import symgrad as sg
+    >>> float(sg.tanh(0.0)), type(sg.tanh(sg.tensor(0.0))).__name__
+    (0.0, 'Tensor')
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from .rules import RULES
+from .tensor import Tensor, apply, shape_error
+
+__all__ = [
+    "exp", "log", "tanh", "sigmoid", "relu", "sin", "cos", "sqrt", "abs",
+    "sum", "mean", "max", "maximum", "minimum", "where", "matmul", "reshape", "transpose",
+    "concatenate", "stack", "softmax", "log_softmax", "mse_loss", "cross_entropy",
+]
+
+
+def is_symbolic(value: Any) -> bool:
+    """True for a SymPy object or a NumPy object array (of SymPy expressions).
+
+    Never imports SymPy: if SymPy is not loaded, nothing can be symbolic.
+
+    Example:
+        >>> is_symbolic(1.0)
+        False
+    """
+    sympy = sys.modules.get("sympy")
+    if isinstance(value, np.ndarray):
+        return value.dtype == object
+    return sympy is not None and isinstance(value, sympy.Basic)
+
+
+def call(name: str, *args: Any, **params: Any) -> Any:
+    """Evaluate the primitive ``name`` on whatever kind of input it was given.
+
+    Example:
+        >>> call("mul", 2.0, 3.0)
+        6.0
+    """
+    rule = RULES[name]
+    for a in args:
+        if isinstance(a, Tensor):
+            return apply(rule, *args, **params)
+    for a in args:
+        if is_symbolic(a):
+            from .symbolic import ops  # noqa: PLC0415  (SymPy is loaded only for symbolic input)
+
+            return getattr(ops, name)(*args, **params)
+    inputs = [a if hasattr(a, "dtype") else np.asarray(a) for a in args]
+    try:
+        return rule.forward(*inputs, **params)
+    except ValueError as err:
+        raise shape_error(rule, inputs, err) from None
+
+
+def exp(x: Any) -> Any:
+    """e**x. Example: ``sg.exp(0.0)`` is 1.0."""
+    return call("exp", x)
+
+
+def log(x: Any) -> Any:
+    """Natural logarithm. Example: ``sg.log(1.0)`` is 0.0."""
+    return call("log", x)
+
+
+def tanh(x: Any) -> Any:
+    """Hyperbolic tangent, derivative 1 - tanh(x)**2. Example: ``sg.tanh(0.0)`` is 0.0."""
+    return call("tanh", x)
+
+
+def sigmoid(x: Any) -> Any:
+    """1 / (1 + exp(-x)), computed without overflow. Example: ``sg.sigmoid(0.0)`` is 0.5."""
+    return call("sigmoid", x)
+
+
+def relu(x: Any) -> Any:
+    """max(x, 0); its gradient at 0 is taken as 0. Example: ``sg.relu(-2.0)`` is 0.0."""
+    return call("relu", x)
+
+
+def sin(x: Any) -> Any:
+    """Sine. Example: ``sg.sin(0.0)`` is 0.0."""
+    return call("sin", x)
+
+
+def cos(x: Any) -> Any:
+    """Cosine. Example: ``sg.cos(0.0)`` is 1.0."""
+    return call("cos", x)
+
+
+def sqrt(x: Any) -> Any:
+    """Square root. Example: ``sg.sqrt(4.0)`` is 2.0."""
+    return call("sqrt", x)
+
+
+def abs(x: Any) -> Any:  # noqa: A001  (the public name mirrors NumPy's)
+    """Absolute value; its gradient at 0 is taken as 0. Example: ``sg.abs(-2.0)`` is 2.0."""
+    return call("abs", x)
+
+
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    """Sum over ``axis`` (None, an int or a tuple). Example: ``sg.sum([1.0, 2.0])`` is 3.0."""
+    return call("sum", x, axis=axis, keepdims=keepdims)
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Mean over ``axis``. Example: ``sg.mean([1.0, 3.0])`` is 2.0."""
+    return call("mean", x, axis=axis, keepdims=keepdims)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    """Maximum over ``axis``; tied maxima share the gradient. Example: ``sg.max([1.0, 3.0])`` is 3.0."""
+    return call("max", x, axis=axis, keepdims=keepdims)
+
+
+def maximum(a: Any, b: Any) -> Any:
+    """Elementwise maximum; a tie splits the gradient in half. Example: ``sg.maximum(1.0, 2.0)`` is 2.0."""
+    return call("maximum", a, b)
+
+
+def minimum(a: Any, b: Any) -> Any:
+    """Elementwise minimum; a tie splits the gradient in half. Example: ``sg.minimum(1.0, 2.0)`` is 1.0."""
+    return call("minimum", a, b)
+
+
+def where(condition: Any, a: Any, b: Any) -> Any:
+    """``a`` where ``condition`` holds, else ``b``. Example: ``sg.where(True, 1.0, 2.0)`` is 1.0."""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    return call("where", condition, a, b)
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """Matrix product as ``np.matmul`` (1-D, 2-D, batched). Example: ``sg.matmul([1.0, 2.0], [3.0, 4.0])`` is 11.0."""
+    return call("matmul", a, b)
+
+
+def reshape(x: Any, shape: Sequence[int]) -> Any:
+    """The same values in a new shape. Example: ``sg.reshape(np.arange(6.0), (2, 3)).shape`` is (2, 3)."""
+    return call("reshape", x, shape=tuple(shape) if not isinstance(shape, int) else (shape,))
+
+
+def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
+    """Permute axes (reverse them by default). Example: ``sg.transpose(np.ones((2, 3))).shape`` is (3, 2)."""
+    return call("transpose", x, axes=None if axes is None else tuple(axes))
+
+
+def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
+    """Join arrays along an existing axis. Example: ``sg.concatenate([[1.0], [2.0]])`` is [1., 2.]."""
+    return call("concatenate", *arrays, axis=axis)
+
+
+def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
+    """Join arrays along a new axis. Example: ``sg.stack([[1.0], [2.0]]).shape`` is (2, 1)."""
+    return call("stack", *arrays, axis=axis)
+
+
+def softmax(x: Any, axis: int = -1) -> Any:
+    """exp(x) / sum(exp(x)) along ``axis``, stable for large x. Example: ``sg.softmax([0.0, 0.0])`` is [.5, .5]."""
+    return call("softmax", x, axis=axis)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Any:
+    """x - logsumexp(x) along ``axis``, stable for large x. Example: ``sg.log_softmax([0.0, 0.0])`` is [-log 2] * 2."""
+    return call("log_softmax", x, axis=axis)
+
+
+def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:
+    """Mean squared error (``reduction`` "mean", "sum" or "none"), as PyTorch's.
+
+    Example:
+        >>> float(mse_loss(np.array([1.0, 3.0]), np.array([2.0, 2.0])))
+        1.0
+    """
+    _check_reduction(reduction)
+    return call("mse_loss", pred, target, reduction=reduction)
+
+
+def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
+    """Softmax cross-entropy of ``logits`` (N, C) or (C,) against integer class labels
+    (N,) or () — or class probabilities of the logits' shape — stable for large logits.
+
+    Example:
+        >>> round(float(cross_entropy(np.zeros((1, 4)), [2])), 6)  # log 4
+        1.386294
+    """
+    _check_reduction(reduction)
+    target = _class_target(logits, target)
+    return call("cross_entropy", logits, target, reduction=reduction)
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+
+
+def _class_target(logits: Any, target: Any) -> Any:
+    """Validate the target of cross_entropy against the logits' shape."""
+    if is_symbolic(logits) or is_symbolic(target):
+        return target
+    shape = np.shape(logits.data if isinstance(logits, Tensor) else logits)
+    raw = target.data if isinstance(target, Tensor) else target
+    if not hasattr(raw, "dtype"):
+        raw = np.asarray(raw)
+    if len(shape) == 0:
+        raise ValueError("cross_entropy: logits must have a class axis (shape (C,) or (N, C)), got a scalar")
+    if raw.dtype.kind in "iu":
+        if tuple(raw.shape) != tuple(shape[:-1]):
+            raise ValueError(f"cross_entropy: labels of shape {tuple(raw.shape)} do not match logits of shape "
+                             f"{tuple(shape)}; expected {tuple(shape[:-1])}")
+        if raw.size and (int(raw.min()) < 0 or int(raw.max()) >= shape[-1]):
+            raise ValueError(f"cross_entropy: class labels must lie in [0, {shape[-1] - 1}], "
+                             f"got {int(raw.min())}..{int(raw.max())}")
+        return raw
+    if tuple(np.shape(raw)) != tuple(shape):
+        raise ValueError(f"cross_entropy: target probabilities of shape {tuple(np.shape(raw))} do not match "
+                         f"logits of shape {tuple(shape)} (give integer labels or probabilities)")
+    return target

@@ -1,0 +1,372 @@
+"""The derivative table: every primitive's forward and its vector-Jacobian products.
+
+Each entry reads like a line of a calculus book::
+
+    tanh:  y = tanh(x)        dx = g * (1 - y**2)
+
+A rule is ``defrule(name, forward, vjp_0, vjp_1, ...)`` with one VJP per input.
+A VJP has the signature ``vjp(g, out, *inputs, **params)``: ``g`` is the gradient
+flowing into the output ``out`` and the result is the gradient for that input,
+possibly still broadcast (the engine undoes broadcasting once, in
+:func:`unbroadcast`). ``None`` marks an input that is not differentiable (a
+condition, integer labels). A *variadic* rule (concatenate, stack) has a single
+VJP that also receives the position ``i`` of the input it differentiates.
+
+The forwards work on NumPy and CuPy arrays alike (ufuncs and array methods), and
+on complex arrays too, so that complex-step differentiation runs through every
+function: the non-analytic ones (``abs``, ``relu``, ``max``...) compare real parts.
+
+Example:
+    >>> import numpy as np
+    >>> rule = RULES["tanh"]
+    >>> x = np.array([0.0, 1.0])
+    >>> y = rule.forward(x)
+    >>> rule.vjps[0](np.ones(2), y, x)
+    array([1.        , 0.41997434])
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from . import backend
+
+__all__ = ["Rule", "RULES", "defrule", "unbroadcast"]
+
+
+class Rule:
+    """One primitive: its name, its forward function and one VJP per input.
+
+    Example:
+        >>> RULES["mul"].name
+        'mul'
+    """
+
+    __slots__ = ("name", "forward", "vjps", "variadic")
+
+    def __init__(self, name: str, forward: Callable, vjps: tuple, variadic: bool = False):
+        self.name = name
+        self.forward = forward
+        self.vjps = vjps
+        self.variadic = variadic
+
+    def __repr__(self) -> str:
+        return f"Rule({self.name!r})"
+
+
+RULES: dict[str, Rule] = {}
+
+
+def defrule(name: str, forward: Callable, *vjps: Optional[Callable], variadic: bool = False) -> Rule:
+    """Declare a primitive: its forward and the VJP of each input, side by side.
+
+    Example:
+        >>> r = defrule("square_demo", lambda x: x * x, lambda g, out, x: 2 * g * x)
+        >>> r.vjps[0](1.0, 9.0, 3.0)
+        6.0
+        >>> del RULES["square_demo"]
+    """
+    rule = Rule(name, forward, vjps, variadic)
+    RULES[name] = rule
+    return rule
+
+
+def unbroadcast(grad: Any, shape: tuple) -> Any:
+    """Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting.
+
+    Example:
+        >>> unbroadcast(np.ones((2, 3, 4)), (3, 1)).tolist()
+        [[8.0], [8.0], [8.0]]
+    """
+    grad_shape = np.shape(grad)
+    if grad_shape == shape:
+        return grad
+    lead = len(grad_shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad_shape[lead + i] != 1
+    )
+    grad = grad.sum(axis=axes, keepdims=True) if axes else grad
+    return grad.reshape(shape)
+
+
+# --- helpers shared by several rules -------------------------------------------
+
+
+def _is_complex(x: Any) -> bool:
+    return np.iscomplexobj(x)
+
+
+def _real(x: Any) -> Any:
+    return x.real if _is_complex(x) else x
+
+
+def _normalize_axis(axis: Any, ndim: int) -> tuple:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(int(a) % ndim if ndim else 0 for a in axes)
+
+
+def _expand(g: Any, shape: tuple, axis: Any, keepdims: bool) -> Any:
+    """Broadcast the gradient of a reduction back to the input's shape."""
+    if not keepdims and len(shape):
+        g = g.reshape([1 if i in _normalize_axis(axis, len(shape)) else n for i, n in enumerate(shape)])
+    return backend.xp_of(g).broadcast_to(g, shape)
+
+
+def _count(x: Any, out: Any) -> int:
+    return max(np.size(x) // max(np.size(out), 1), 1)
+
+
+def _shift(x: Any, axis: int) -> Any:
+    """x minus its maximum (by real part) along ``axis``: the stable-softmax shift."""
+    return x - _real(x).max(axis=axis, keepdims=True)
+
+
+def _log_softmax(x: Any, axis: int = -1) -> Any:
+    s = _shift(x, axis)
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+def _softmax(x: Any, axis: int = -1) -> Any:
+    e = np.exp(_shift(x, axis))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _reduce(values: Any, reduction: str) -> Any:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+
+
+def _reduction_scale(g: Any, shape: tuple, reduction: str) -> Any:
+    """The gradient of each element of a reduced loss, broadcast to ``shape``."""
+    if reduction == "mean":
+        return g / max(int(np.prod(shape)), 1)
+    return g
+
+
+def _swap(x: Any) -> Any:
+    return x.swapaxes(-1, -2)
+
+
+# --- arithmetic -------------------------------------------------------------------
+
+defrule("add", lambda a, b: a + b,
+        lambda g, out, a, b: g,
+        lambda g, out, a, b: g)
+defrule("sub", lambda a, b: a - b,
+        lambda g, out, a, b: g,
+        lambda g, out, a, b: -g)
+defrule("mul", lambda a, b: a * b,
+        lambda g, out, a, b: g * b,
+        lambda g, out, a, b: g * a)
+defrule("div", lambda a, b: a / b,
+        lambda g, out, a, b: g / b,
+        lambda g, out, a, b: -g * out / b)
+defrule("neg", lambda a: -a,
+        lambda g, out, a: -g)
+
+
+def _pow_exponent_vjp(g: Any, out: Any, a: Any, b: Any) -> Any:
+    # d(a**b)/db = a**b * log(a); taken as 0 where a == 0 (the limit for b > 0).
+    safe = np.where(a == 0, 1, a)
+    return g * np.where(a == 0, 0, out * np.log(safe))
+
+
+defrule("pow", lambda a, b: a ** b,
+        lambda g, out, a, b: g * b * a ** (b - 1),
+        _pow_exponent_vjp)
+
+
+def _matmul_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if b.ndim == 1:                       # (..., n) @ (n,) -> (...)
+        return g[..., None] * b
+    if a.ndim == 1:                       # (n,) @ (..., n, m) -> (..., m)
+        return (b @ g[..., None])[..., 0]
+    return g @ _swap(b)
+
+
+def _matmul_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if b.ndim == 1:
+        if a.ndim == 1:
+            return g * a
+        return (_swap(a) @ g[..., None])[..., 0]
+    if a.ndim == 1:
+        return a[:, None] * g[..., None, :]
+    return _swap(a) @ g
+
+
+defrule("matmul", lambda a, b: a @ b, _matmul_vjp_a, _matmul_vjp_b)
+
+
+def _maximum(a: Any, b: Any) -> Any:
+    if _is_complex(a) or _is_complex(b):
+        return np.where(_real(a) >= _real(b), a, b)
+    return np.maximum(a, b)
+
+
+def _minimum(a: Any, b: Any) -> Any:
+    if _is_complex(a) or _is_complex(b):
+        return np.where(_real(a) <= _real(b), a, b)
+    return np.minimum(a, b)
+
+
+def _tie_share(g: Any, wins: Any, ties: Any) -> Any:
+    """g where this side wins, g/2 on a tie (the average of the one-sided slopes)."""
+    return np.where(wins, g, np.where(ties, g * 0.5, 0))
+
+
+defrule("maximum", _maximum,
+        lambda g, out, a, b: _tie_share(g, a > b, a == b),
+        lambda g, out, a, b: _tie_share(g, b > a, a == b))
+defrule("minimum", _minimum,
+        lambda g, out, a, b: _tie_share(g, a < b, a == b),
+        lambda g, out, a, b: _tie_share(g, b < a, a == b))
+defrule("where", lambda c, a, b: np.where(c, a, b),
+        None,
+        lambda g, out, c, a, b: np.where(c, g, 0),
+        lambda g, out, c, a, b: np.where(c, 0, g))
+
+# --- elementwise functions -----------------------------------------------------------
+
+
+def _sigmoid(x: Any) -> Any:
+    if _is_complex(x):
+        return 1 / (1 + np.exp(-x))
+    e = np.exp(-np.abs(x))                # never overflows
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
+def _relu(x: Any) -> Any:
+    if _is_complex(x):
+        return np.where(x.real > 0, x, 0)
+    return np.maximum(x, 0)
+
+
+def _abs(x: Any) -> Any:
+    if _is_complex(x):                    # the analytic continuation of |x| off the real axis
+        return x * np.sign(x.real)
+    return np.abs(x)
+
+
+defrule("exp", np.exp, lambda g, out, x: g * out)
+defrule("log", np.log, lambda g, out, x: g / x)
+defrule("tanh", np.tanh, lambda g, out, x: g * (1 - out * out))
+defrule("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out))
+defrule("relu", _relu, lambda g, out, x: np.where(x > 0, g, 0))
+defrule("sin", np.sin, lambda g, out, x: g * np.cos(x))
+defrule("cos", np.cos, lambda g, out, x: -g * np.sin(x))
+defrule("sqrt", np.sqrt, lambda g, out, x: g / (2 * out))
+defrule("abs", _abs, lambda g, out, x: g * np.sign(x))
+
+# --- reductions ---------------------------------------------------------------------
+
+
+def _max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    if _is_complex(x):                    # average of the entries whose real part is largest
+        hit = x.real == x.real.max(axis=axis, keepdims=True)
+        return np.where(hit, x, 0).sum(axis=axis, keepdims=keepdims) / hit.sum(axis=axis, keepdims=keepdims)
+    return x.max(axis=axis, keepdims=keepdims)
+
+
+def _max_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    hit = x == _expand(out, x.shape, axis, keepdims)   # ties share the gradient equally
+    share = hit / hit.sum(axis=axis, keepdims=True)
+    return (_expand(g, x.shape, axis, keepdims) * share).astype(g.dtype, copy=False)
+
+
+defrule("sum", lambda x, axis=None, keepdims=False: x.sum(axis=axis, keepdims=keepdims),
+        lambda g, out, x, axis=None, keepdims=False: _expand(g, x.shape, axis, keepdims))
+defrule("mean", lambda x, axis=None, keepdims=False: x.mean(axis=axis, keepdims=keepdims),
+        lambda g, out, x, axis=None, keepdims=False: _expand(g / _count(x, out), x.shape, axis, keepdims))
+defrule("max", _max, _max_vjp)
+
+# --- shapes and indexing --------------------------------------------------------------
+
+
+def _getitem_vjp(g: Any, out: Any, x: Any, index: Any = None) -> Any:
+    grad = backend.xp_of(g).zeros(x.shape, dtype=g.dtype)
+    backend.scatter_add(grad, index, g)           # repeated indices accumulate
+    return grad
+
+
+def _transpose_vjp(g: Any, out: Any, x: Any, axes: Any = None) -> Any:
+    return g.transpose() if axes is None else g.transpose(np.argsort(axes))
+
+
+defrule("reshape", lambda x, shape=None: x.reshape(shape),
+        lambda g, out, x, shape=None: g.reshape(x.shape))
+defrule("transpose", lambda x, axes=None: x.transpose(axes), _transpose_vjp)
+defrule("getitem", lambda x, index=None: x[index], _getitem_vjp)
+
+
+def _concatenate_vjp(i: int, g: Any, out: Any, *inputs: Any, axis: int = 0) -> Any:
+    axis = axis % g.ndim
+    start = sum(x.shape[axis] for x in inputs[:i])
+    index = (slice(None),) * axis + (slice(start, start + inputs[i].shape[axis]),)
+    return g[index]
+
+
+def _stack_vjp(i: int, g: Any, out: Any, *inputs: Any, axis: int = 0) -> Any:
+    return backend.xp_of(g).moveaxis(g, axis, 0)[i]
+
+
+defrule("concatenate", lambda *xs, axis=0: backend.xp_of(xs[0]).concatenate(xs, axis=axis),
+        _concatenate_vjp, variadic=True)
+defrule("stack", lambda *xs, axis=0: backend.xp_of(xs[0]).stack(xs, axis=axis),
+        _stack_vjp, variadic=True)
+
+# --- softmax and losses -------------------------------------------------------------------
+
+defrule("softmax", lambda x, axis=-1: _softmax(x, axis),
+        lambda g, out, x, axis=-1: out * (g - (g * out).sum(axis=axis, keepdims=True)))
+defrule("log_softmax", lambda x, axis=-1: _log_softmax(x, axis),
+        lambda g, out, x, axis=-1: g - np.exp(out) * g.sum(axis=axis, keepdims=True))
+
+
+def _mse_loss_vjp(g: Any, out: Any, pred: Any, target: Any, reduction: str = "mean") -> Any:
+    return _reduction_scale(g, np.broadcast_shapes(np.shape(pred), np.shape(target)), reduction) * 2 * (pred - target)
+
+
+defrule("mse_loss", lambda pred, target, reduction="mean": _reduce((pred - target) ** 2, reduction),
+        _mse_loss_vjp,
+        lambda g, out, pred, target, reduction="mean": -_mse_loss_vjp(g, out, pred, target, reduction))
+
+
+def _is_labels(target: Any) -> bool:
+    return np.issubdtype(np.asarray(target).dtype if not hasattr(target, "dtype") else target.dtype, np.integer)
+
+
+def _picked(values: Any, labels: Any) -> Any:
+    """values[..., labels] along the last axis, one entry per label."""
+    return backend.xp_of(values).take_along_axis(values, labels[..., None], axis=-1)[..., 0]
+
+
+def _cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
+    lsm = _log_softmax(logits, -1)
+    if _is_labels(target):
+        return _reduce(-_picked(lsm, target), reduction)
+    return _reduce(-(target * lsm).sum(axis=-1), reduction)
+
+
+def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, reduction: str = "mean") -> Any:
+    p = _softmax(logits, -1)
+    g = _reduction_scale(g, logits.shape[:-1], reduction)
+    g = g[..., None] if np.ndim(g) else g
+    if _is_labels(target):
+        onehot = backend.xp_of(p).zeros_like(p)
+        backend.xp_of(p).put_along_axis(onehot, target[..., None], 1, axis=-1)
+        return g * (p - onehot)
+    return g * (p * target.sum(axis=-1, keepdims=True) - target)
+
+
+defrule("cross_entropy", _cross_entropy, _cross_entropy_vjp,
+        lambda g, out, logits, target, reduction="mean":
+            -(g[..., None] if np.ndim(g) else g) * _reduction_scale(1.0, logits.shape[:-1], reduction)
+            * _log_softmax(logits, -1))

@@ -11,6 +11,7 @@ Example:
 """
 from __future__ import annotations
 
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -89,8 +90,9 @@ def xp_of(array: Any) -> ModuleType:
         >>> xp_of(3.0) is np
         True
     """
-    if _cupy is not None and isinstance(array, _cupy.ndarray):
-        return _cupy
+    cupy = sys.modules.get("cupy")      # a CuPy array exists only once CuPy is imported, by anyone
+    if cupy is not None and isinstance(array, cupy.ndarray):
+        return cupy
     return np
 
 

@@ -16,10 +16,11 @@ Example:
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from . import backend
 from .rules import RULES
 from .tensor import Tensor, apply, shape_error
 
@@ -49,7 +50,7 @@ def call(name: str, *args: Any, **params: Any) -> Any:
     """Evaluate the primitive ``name`` on whatever kind of input it was given.
 
     Example:
-        >>> call("mul", 2.0, 3.0)
+        >>> float(call("mul", 2.0, 3.0))
         6.0
     """
     rule = RULES[name]
@@ -160,8 +161,10 @@ def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
     return call("transpose", x, axes=None if axes is None else tuple(axes))
 
 
-def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """Join arrays along an existing axis. Example: ``sg.concatenate([[1.0], [2.0]])`` is [1., 2.]."""
+def concatenate(arrays: Sequence[Any], axis: Optional[int] = 0) -> Any:
+    """Join arrays along an existing axis (None: flattened first, as NumPy does).
+
+    Example: ``sg.concatenate([[1.0], [2.0]])`` is [1., 2.]."""
     return call("concatenate", *arrays, axis=axis)
 
 
@@ -213,10 +216,13 @@ def _class_target(logits: Any, target: Any) -> Any:
     """Validate the target of cross_entropy against the logits' shape."""
     if is_symbolic(logits) or is_symbolic(target):
         return target
-    shape = np.shape(logits.data if isinstance(logits, Tensor) else logits)
+    array = logits.data if isinstance(logits, Tensor) else logits
+    shape = np.shape(array)
     raw = target.data if isinstance(target, Tensor) else target
     if not hasattr(raw, "dtype"):
         raw = np.asarray(raw)
+    if not isinstance(target, Tensor):
+        raw = target = backend.to_device(raw, backend.device_of(array))   # labels follow the logits to the GPU
     if len(shape) == 0:
         raise ValueError("cross_entropy: logits must have a class axis (shape (C,) or (N, C)), got a scalar")
     if raw.dtype.kind in "iu":

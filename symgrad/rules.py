@@ -175,13 +175,20 @@ defrule("neg", lambda a: -a,
 
 def _pow_exponent_vjp(g: Any, out: Any, a: Any, b: Any) -> Any:
     # d(a**b)/db = a**b * log(a); taken as 0 where a == 0 (the limit for b > 0).
+    a = backend.xp_of(out).asarray(a, dtype=out.dtype)   # a Python base must not upcast float32
     safe = np.where(a == 0, 1, a)
     return g * np.where(a == 0, 0, out * np.log(safe))
 
 
-defrule("pow", lambda a, b: a ** b,
-        lambda g, out, a, b: g * b * a ** (b - 1),
-        _pow_exponent_vjp)
+def _pow_base_vjp(g: Any, out: Any, a: Any, b: Any) -> Any:
+    # d(a**b)/da = b * a**(b-1); 0 where b == 0 (a**0 is constant, also at a = 0, where a**-1 is inf).
+    if not hasattr(b, "shape"):           # a Python number, as in the common x**2
+        return g * b * a ** (b - 1) if b != 0 else g * 0
+    nonzero = b != 0
+    return g * np.where(nonzero, b * a ** np.where(nonzero, b - 1, 1), 0)
+
+
+defrule("pow", lambda a, b: a ** b, _pow_base_vjp, _pow_exponent_vjp)
 
 
 def _matmul_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
@@ -297,7 +304,7 @@ def _getitem_vjp(g: Any, out: Any, x: Any, index: Any = None) -> Any:
 
 
 def _transpose_vjp(g: Any, out: Any, x: Any, axes: Any = None) -> Any:
-    return g.transpose() if axes is None else g.transpose(np.argsort(axes))
+    return g.transpose() if axes is None else g.transpose(tuple(np.argsort([a % x.ndim for a in axes])))
 
 
 defrule("reshape", lambda x, shape=None: x.reshape(shape),
@@ -306,7 +313,10 @@ defrule("transpose", lambda x, axes=None: x.transpose(axes), _transpose_vjp)
 defrule("getitem", lambda x, index=None: x[index], _getitem_vjp)
 
 
-def _concatenate_vjp(i: int, g: Any, out: Any, *inputs: Any, axis: int = 0) -> Any:
+def _concatenate_vjp(i: int, g: Any, out: Any, *inputs: Any, axis: Optional[int] = 0) -> Any:
+    if axis is None:                      # NumPy's axis=None joins the flattened arrays
+        start = sum(np.size(x) for x in inputs[:i])
+        return g[start:start + np.size(inputs[i])].reshape(np.shape(inputs[i]))
     axis = axis % g.ndim
     start = sum(x.shape[axis] for x in inputs[:i])
     index = (slice(None),) * axis + (slice(start, start + inputs[i].shape[axis]),)

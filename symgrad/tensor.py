@@ -38,15 +38,18 @@ def _constant(value: Any) -> Any:
 
 
 def shape_error(rule: Rule, inputs: Sequence[Any], err: Exception) -> ValueError:
-    """The one-line ValueError for an op whose operands do not fit together.
+    """The one-line ValueError for an op whose operands (or parameters) do not fit together.
 
     Example:
         >>> shape_error(RULES["matmul"], [np.ones((2, 3)), np.ones((4, 5))], ValueError("x")).args[0]
         'matmul: incompatible shapes (2, 3) and (4, 5): x'
+        >>> shape_error(RULES["sum"], [np.ones(2)], ValueError("axis 3 is out of bounds")).args[0]
+        'sum: cannot apply to shape (2,): axis 3 is out of bounds'
     """
     shapes = " and ".join(str(tuple(np.shape(x))) for x in inputs)
+    what = "incompatible shapes" if len(inputs) > 1 else "cannot apply to shape"
     first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return ValueError(f"{rule.name}: incompatible shapes {shapes}: {first_line}")
+    return ValueError(f"{rule.name}: {what} {shapes}: {first_line}")
 
 
 class Tensor:
@@ -216,29 +219,34 @@ class Tensor:
         order = _reverse_topological_order(self)
         self._acc = seed
         owned: set = set()
-        for node in order:
-            g = node._acc
-            node._acc = None
-            if g is None:
-                continue
-            rule = node._rule
-            if rule is None or node._retain:
-                node.grad = _accumulated(node.grad, g, owned)
-                if rule is None:
+        try:
+            for node in order:
+                g = node._acc
+                node._acc = None
+                if g is None:
                     continue
-            inputs, out, params = node._inputs, node.data, node._params
-            for i, arg in enumerate(node._args):
-                if type(arg) is not Tensor or not arg.requires_grad:
-                    continue
-                if rule.variadic:
-                    gi = rule.vjps[0](i, g, out, *inputs, **params)
-                else:
-                    gi = rule.vjps[i](g, out, *inputs, **params)
-                if gi.shape != arg.data.shape:
-                    gi = unbroadcast(gi, arg.data.shape)
-                arg._acc = gi if arg._acc is None else arg._acc + gi
-            if not retain_graph:
-                node._args, node._inputs, node._params = None, None, None   # keeps _rule: freed
+                rule = node._rule
+                if rule is None or node._retain:
+                    node.grad = _accumulated(node.grad, g, node.data.dtype, owned)
+                    if rule is None:
+                        continue
+                inputs, out, params = node._inputs, node.data, node._params
+                for i, arg in enumerate(node._args):
+                    if type(arg) is not Tensor or not arg.requires_grad:
+                        continue
+                    if rule.variadic:
+                        gi = rule.vjps[0](i, g, out, *inputs, **params)
+                    else:
+                        gi = rule.vjps[i](g, out, *inputs, **params)
+                    if gi.shape != arg.data.shape:
+                        gi = unbroadcast(gi, arg.data.shape)
+                    arg._acc = gi if arg._acc is None else arg._acc + gi
+                if not retain_graph:
+                    node._args, node._inputs, node._params = None, None, None   # keeps _rule: freed
+        except BaseException:
+            for node in order:      # a failed pass must not leak partial gradients into the next one
+                node._acc = None
+            raise
 
     # --- operators -------------------------------------------------------------------
     def __add__(self, other): return apply(RULES["add"], self, other)
@@ -314,12 +322,14 @@ def _index(index: Any) -> Any:
     return index
 
 
-def _accumulated(current: Any, g: Any, owned: set) -> Any:
-    """current + g, never aliasing an array that another tensor's grad already holds."""
+def _accumulated(current: Any, g: Any, dtype: Any, owned: set) -> Any:
+    """current + g as an array of the tensor's own dtype (NumPy may have promoted g on
+    the way), never aliasing a view or an array that another tensor's grad already holds."""
     if current is not None:
-        return current + g
-    if g.base is not None or not g.flags.writeable or id(g) in owned:
+        g = current + g
+    elif g.base is not None or id(g) in owned:
         g = g.copy()
+    g = backend.xp_of(g).asarray(g, dtype=dtype)      # also makes NumPy scalars 0-d arrays
     owned.add(id(g))
     return g
 
@@ -384,8 +394,9 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: Op
     """Make a leaf tensor.
 
     Python numbers and lists become float64 (unless ``dtype`` says otherwise); a
-    NumPy array keeps its dtype and shares its memory. ``device`` is "cpu" (the
-    default) or "gpu" (needs CuPy). Integer tensors cannot require grad.
+    NumPy array keeps its dtype and shares its memory. ``device`` is "cpu" or "gpu"
+    (needs CuPy); by default the data stays where it is (a CuPy array on the GPU,
+    anything else on the CPU). Integer tensors cannot require grad.
 
     Example:
         >>> t = tensor([[1, 2], [3, 4]], requires_grad=True)
@@ -394,12 +405,12 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: Op
     """
     if isinstance(data, Tensor):
         data = data.data
-    device = backend.check_device(device)
+    device = backend.device_of(data) if device is None else backend.check_device(device)
     xp = backend.array_module(device)
     if hasattr(data, "__array__") or hasattr(data, "__cuda_array_interface__"):
-        array = backend.to_device(data if dtype is None else xp.asarray(data, dtype=dtype), device)
-        if not hasattr(array, "dtype") or array.dtype == object:
-            raise TypeError(f"tensor() needs numbers, not {type(data).__name__} of objects")
+        array = xp.asarray(backend.to_device(data, device), dtype=dtype)   # NumPy scalars become 0-d arrays
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"tensor() needs numbers, not an array of dtype {array.dtype}")
     else:
         try:
             array = xp.asarray(data, dtype=dtype if dtype is not None else np.float64)

@@ -1,0 +1,113 @@
+"""The engine on the GPU (CuPy): the same values and gradients as on the CPU, data kept on the device.
+
+Without CuPy and a CUDA GPU only the first test runs (asking for the GPU is a clear
+error); the others are skipped.
+"""
+from __future__ import annotations
+
+import operator
+import sys
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+from symgrad import backend
+
+GPU = backend.gpu_available()
+needs_gpu = pytest.mark.skipif(not GPU, reason="needs CuPy and a CUDA GPU")
+RNG = np.random.default_rng(11)
+
+
+@pytest.mark.skipif(GPU, reason="CuPy and a GPU are available")
+def test_asking_for_the_gpu_without_cupy_is_a_clear_error():
+    for request in (lambda: sg.tensor([1.0], device="gpu"), lambda: sg.tensor([1.0]).to("gpu"),
+                    lambda: backend.array_module("gpu")):
+        with pytest.raises(RuntimeError, match=r"CuPy.*symgrad\[gpu\]"):
+            request()
+
+
+CASES = {  # name: (function, arguments as NumPy arrays; the float ones are differentiated)
+    "elementwise": (lambda x: sg.tanh(x) * sg.sigmoid(x) + sg.exp(x * 0.1) - sg.log(sg.abs(x) + 1.0)
+                    + sg.sqrt(x * x + 1.0) + sg.relu(x) + sg.sin(x) * sg.cos(x), [RNG.normal(size=(3, 4))]),
+    "broadcasting": (lambda a, b: (a * b - a / (b * b + 1.0)) ** 2.0 + 2.0 ** a,
+                     [RNG.normal(size=(3, 1)), RNG.normal(size=(1, 4))]),
+    "matmul batched": (operator.matmul, [RNG.normal(size=(2, 3, 4)), RNG.normal(size=(4, 5))]),
+    "matmul vector": (operator.matmul, [RNG.normal(size=(4,)), RNG.normal(size=(2, 4, 3))]),
+    "reductions": (lambda x: x.sum(axis=0) + x.mean(axis=(0, 1), keepdims=True)[0] + x.max(axis=0),
+                   [RNG.normal(size=(2, 3, 4))]),
+    "shapes": (lambda x: x.reshape(4, 6).T.transpose(1, 0)[1:, ::2] * 1.0, [RNG.normal(size=(2, 3, 4))]),
+    "repeated indices": (lambda x: x[np.array([0, 0, 2, 0])] * 2.0, [RNG.normal(size=(3, 2))]),
+    "boolean mask": (lambda x: x[x > 0] * 1.5, [RNG.normal(size=(3, 4))]),
+    "concatenate stack": (lambda a, b: sg.stack([sg.concatenate([a, b], axis=1), sg.concatenate([b, a], axis=1)]),
+                          [RNG.normal(size=(2, 3)), RNG.normal(size=(2, 3))]),
+    "maximum minimum where": (lambda a, b: sg.maximum(a, b) - sg.minimum(a, 0.1) + sg.where(a > b, a, b),
+                              [RNG.normal(size=(3, 4)), RNG.normal(size=(4,))]),
+    "softmax": (lambda x: sg.softmax(x * 1e4, axis=0) + sg.log_softmax(x), [RNG.normal(size=(3, 4))]),
+    "cross entropy labels": (lambda z: sg.cross_entropy(z, np.array([0, 3, 3])), [RNG.normal(size=(3, 4))]),
+    "cross entropy probabilities": (lambda z: sg.cross_entropy(z, np.full(z.shape, 0.25, z.dtype), reduction="none"),
+                                    [RNG.normal(size=(3, 4))]),
+    "mse": (lambda p, y: sg.mse_loss(p, y, reduction="sum"), [RNG.normal(size=(3, 4)), RNG.normal(size=(4,))]),
+}
+
+
+def gradients_on(device, fn, arrays, dtype):
+    leaves = [sg.tensor(a.astype(dtype), requires_grad=True, device=device) for a in arrays]
+    out = fn(*leaves)
+    assert out.device == device and out.dtype == dtype
+    out.backward(np.ones(out.shape))
+    for leaf in leaves:
+        assert leaf.grad is not None and leaf.grad.dtype == dtype
+        assert backend.device_of(leaf.grad) == device
+    return out.numpy(), [backend.to_device(leaf.grad, "cpu") for leaf in leaves]
+
+
+@needs_gpu
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gpu_values_and_gradients_equal_the_cpu_ones(name, dtype):
+    fn, arrays = CASES[name]
+    tolerance = 1e-10 if dtype == np.float64 else 2e-4
+    cpu_value, cpu_grads = gradients_on("cpu", fn, arrays, dtype)
+    gpu_value, gpu_grads = gradients_on("gpu", fn, arrays, dtype)
+    np.testing.assert_allclose(gpu_value, cpu_value, rtol=tolerance, atol=tolerance)
+    for gpu_grad, cpu_grad in zip(gpu_grads, cpu_grads):
+        np.testing.assert_allclose(gpu_grad, cpu_grad, rtol=tolerance, atol=tolerance)
+
+
+@needs_gpu
+def test_gpu_tensor_round_trip_and_functions_on_cupy_arrays():
+    cupy = backend.cupy_module()
+    t = sg.tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3), device="gpu", requires_grad=True)
+    assert t.device == "gpu" and isinstance(t.data, cupy.ndarray) and t.dtype == np.float32
+    assert isinstance(t.numpy(), np.ndarray) and t.to("cpu").device == "cpu"
+    out = sg.tanh(cupy.asarray(np.linspace(-1, 1, 5)))
+    assert isinstance(out, cupy.ndarray)
+    np.testing.assert_allclose(out.get(), np.tanh(np.linspace(-1, 1, 5)), rtol=1e-12)
+    value, grad = sg.value_and_grad(lambda w: sg.sum(w * w))(t)
+    assert backend.device_of(grad) == "gpu" and float(value) == float((np.arange(6.0) ** 2).sum())
+
+
+@needs_gpu
+def test_gpu_long_chain_and_mlp_step():
+    x = sg.tensor(np.ones(16, dtype=np.float32), device="gpu", requires_grad=True)
+    y = x
+    for _ in range(1000):
+        y = sg.tanh(y * 1.01 + 0.1)
+    y.sum().backward()
+    cpu = sg.tensor(np.ones(16, dtype=np.float32), requires_grad=True)
+    z = cpu
+    for _ in range(1000):
+        z = sg.tanh(z * 1.01 + 0.1)
+    z.sum().backward()
+    np.testing.assert_allclose(backend.to_device(x.grad, "cpu"), cpu.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_cupy_arrays_are_recognised_once_cupy_is_imported_by_anyone(monkeypatch):
+    """A CuPy array made by the user (CuPy imported elsewhere) is seen as GPU data."""
+    fake_cupy = type(sys)("cupy")
+    fake_cupy.ndarray = type("ndarray", (), {})
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    assert backend.xp_of(fake_cupy.ndarray()) is fake_cupy
+    assert backend.device_of(fake_cupy.ndarray()) == "gpu"
+    assert backend.xp_of(np.ones(2)) is np and backend.device_of(1.0) == "cpu"

@@ -17,6 +17,9 @@ Example:
 """
 from __future__ import annotations
 
+from functools import partial
+from itertools import count
+from operator import attrgetter
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -65,8 +68,8 @@ class Tensor:
         array([2., 4.])
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_rule", "_args", "_inputs", "_params", "_acc", "_retain",
-                 "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_rule", "_args", "_inputs", "_params", "_edges", "_acc",
+                 "_retain", "_seq", "__weakref__")
     __array_ufunc__ = None          # make NumPy defer to Tensor's reflected operators
     __array_priority__ = 1000
 
@@ -75,8 +78,9 @@ class Tensor:
         self.grad = None
         self.requires_grad = False
         self._rule = None
-        self._args = self._inputs = self._params = self._acc = None
+        self._args = self._inputs = self._params = self._edges = self._acc = None
         self._retain = False
+        self._seq = next(_counter)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -231,36 +235,32 @@ class Tensor:
                     if rule is None:
                         continue
                 inputs, out, params = node._inputs, node.data, node._params
-                for i, arg in enumerate(node._args):
-                    if type(arg) is not Tensor or not arg.requires_grad:
-                        continue
-                    if rule.variadic:
-                        gi = rule.vjps[0](i, g, out, *inputs, **params)
-                    else:
-                        gi = rule.vjps[i](g, out, *inputs, **params)
+                for vjp, arg in node._edges:
+                    gi = vjp(g, out, *inputs, **params)
                     if gi.shape != arg.data.shape:
                         gi = unbroadcast(gi, arg.data.shape)
-                    arg._acc = gi if arg._acc is None else arg._acc + gi
-                if not retain_graph:
-                    node._args, node._inputs, node._params = None, None, None   # keeps _rule: freed
+                    acc = arg._acc
+                    arg._acc = gi if acc is None else acc + gi
+                if not retain_graph:      # free the buffers; keeping _rule marks the node as freed
+                    node._args = node._inputs = node._params = node._edges = None
         except BaseException:
             for node in order:      # a failed pass must not leak partial gradients into the next one
                 node._acc = None
             raise
 
     # --- operators -------------------------------------------------------------------
-    def __add__(self, other): return apply(RULES["add"], self, other)
-    def __radd__(self, other): return apply(RULES["add"], other, self)
-    def __sub__(self, other): return apply(RULES["sub"], self, other)
-    def __rsub__(self, other): return apply(RULES["sub"], other, self)
-    def __mul__(self, other): return apply(RULES["mul"], self, other)
-    def __rmul__(self, other): return apply(RULES["mul"], other, self)
-    def __truediv__(self, other): return apply(RULES["div"], self, other)
-    def __rtruediv__(self, other): return apply(RULES["div"], other, self)
-    def __pow__(self, other): return apply(RULES["pow"], self, other)
-    def __rpow__(self, other): return apply(RULES["pow"], other, self)
-    def __matmul__(self, other): return apply(RULES["matmul"], self, other)
-    def __rmatmul__(self, other): return apply(RULES["matmul"], other, self)
+    def __add__(self, other): return apply2(_ADD, self, other)
+    def __radd__(self, other): return apply2(_ADD, other, self)
+    def __sub__(self, other): return apply2(_SUB, self, other)
+    def __rsub__(self, other): return apply2(_SUB, other, self)
+    def __mul__(self, other): return apply2(_MUL, self, other)
+    def __rmul__(self, other): return apply2(_MUL, other, self)
+    def __truediv__(self, other): return apply2(_DIV, self, other)
+    def __rtruediv__(self, other): return apply2(_DIV, other, self)
+    def __pow__(self, other): return apply2(_POW, self, other)
+    def __rpow__(self, other): return apply2(_POW, other, self)
+    def __matmul__(self, other): return apply2(_MATMUL, self, other)
+    def __rmatmul__(self, other): return apply2(_MATMUL, other, self)
     def __neg__(self): return apply(RULES["neg"], self)
     def __pos__(self): return self
 
@@ -337,30 +337,38 @@ def _accumulated(current: Any, g: Any, dtype: Any, owned: set) -> Any:
 def _reverse_topological_order(root: Tensor) -> list:
     """Every tensor that requires grad behind ``root``, consumers before their inputs.
 
-    Iterative depth-first search, so a chain of any length is fine.
+    The nodes are gathered without recursion (a chain of any length is fine) and
+    ordered by creation: an operation's output is always created after its inputs.
     """
-    order: list = []
-    visited: set = set()
-    done: set = set()
+    seen = {root}
     stack = [root]
     while stack:
-        node = stack[-1]
-        if node in visited:
-            stack.pop()
-            if node not in done:
-                done.add(node)
-                order.append(node)
+        node = stack.pop()
+        edges = node._edges
+        if edges is None:
+            if node._rule is not None:
+                raise RuntimeError("backward() through a graph that an earlier backward() already freed: "
+                                   "pass retain_graph=True to the first call")
             continue
-        visited.add(node)
-        if node._rule is not None and node._args is None:
-            raise RuntimeError("backward() through a graph that an earlier backward() already freed: "
-                               "pass retain_graph=True to the first call")
-        if node._rule is not None:
-            for arg in node._args:
-                if type(arg) is Tensor and arg.requires_grad and arg not in visited:
-                    stack.append(arg)
-    order.reverse()
-    return order
+        for _, parent in edges:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return sorted(seen, key=_creation, reverse=True)
+
+
+_creation = attrgetter("_seq")
+_counter = count()
+
+
+def _new_tensor(data: Any) -> Tensor:
+    """A tensor around ``data`` with no graph (the fast constructor)."""
+    t = Tensor.__new__(Tensor)
+    t.data = data
+    t.grad = t._acc = t._rule = t._args = t._inputs = t._params = t._edges = None
+    t.requires_grad = t._retain = False
+    t._seq = next(_counter)
+    return t
 
 
 def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
@@ -370,24 +378,61 @@ def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
         >>> apply(RULES["mul"], tensor([1.0, 2.0]), 3.0).data
         array([3., 6.])
     """
-    args = tuple(a if type(a) is Tensor else _constant(a) for a in args)
-    inputs = [a.data if type(a) is Tensor else a for a in args]
+    inputs = []
+    edges = []
+    for i, a in enumerate(args):
+        if type(a) is Tensor:
+            inputs.append(a.data)
+            if a.requires_grad:
+                edges.append(i)
+        else:
+            inputs.append(a if type(a) is float or type(a) is int else _constant(a))
     try:
         out = rule.forward(*inputs, **params)
     except ValueError as err:
         raise shape_error(rule, inputs, err) from None
-    t = Tensor.__new__(Tensor)
-    t.data = out if hasattr(out, "dtype") and hasattr(out, "shape") else np.asarray(out)
-    t.grad = t._acc = None
-    t._retain = False
-    for a in args:
-        if type(a) is Tensor and a.requires_grad:
-            t.requires_grad = True
-            t._rule, t._args, t._inputs, t._params = rule, args, inputs, params
-            return t
-    t.requires_grad = False
-    t._rule = t._args = t._inputs = t._params = None
+    t = _new_tensor(out if hasattr(out, "shape") else np.asarray(out))
+    if edges:
+        vjps = rule.vjps
+        if rule.variadic:
+            t._edges = [(partial(vjps[0], i), args[i]) for i in edges]
+        else:
+            t._edges = [(vjps[i], args[i]) for i in edges]
+        t.requires_grad = True
+        t._rule, t._args, t._inputs, t._params = rule, args, inputs, params
     return t
+
+
+def apply2(rule: Rule, a: Any, b: Any) -> Tensor:
+    """:func:`apply` for a binary rule without parameters: the operators' fast path.
+
+    Example:
+        >>> apply2(RULES["add"], 1.0, tensor([1.0, 2.0])).data
+        array([2., 3.])
+    """
+    if type(a) is Tensor:
+        x, grad_a = a.data, a.requires_grad
+    else:
+        x, grad_a = (a if type(a) is float or type(a) is int else _constant(a)), False
+    if type(b) is Tensor:
+        y, grad_b = b.data, b.requires_grad
+    else:
+        y, grad_b = (b if type(b) is float or type(b) is int else _constant(b)), False
+    try:
+        out = rule.forward(x, y)
+    except ValueError as err:
+        raise shape_error(rule, (x, y), err) from None
+    t = _new_tensor(out if hasattr(out, "shape") else np.asarray(out))
+    if grad_a or grad_b:
+        vjp_a, vjp_b = rule.vjps
+        t._edges = (((vjp_a, a), (vjp_b, b)) if grad_b else ((vjp_a, a),)) if grad_a else ((vjp_b, b),)
+        t.requires_grad = True
+        t._rule, t._args, t._inputs, t._params = rule, (a, b), (x, y), _NO_PARAMS
+    return t
+
+
+_NO_PARAMS: dict = {}
+_ADD, _SUB, _MUL, _DIV, _POW, _MATMUL = (RULES[n] for n in ("add", "sub", "mul", "div", "pow", "matmul"))
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: Optional[str] = None) -> Tensor:

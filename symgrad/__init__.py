@@ -52,7 +52,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
     loaded = importlib.import_module(module)
-    value = loaded if module.endswith("." + name) else getattr(loaded, name)
+    value = loaded if name == "examples" else getattr(loaded, name)
     globals()[name] = value
     return value
 

@@ -1,0 +1,229 @@
+"""sg.descend and Trajectory: closed-form paths, the notes' regressions, mini-batches, optimizers, divergence."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import symgrad as sg
+from symgrad.descent import Trajectory, descend
+
+X = np.linspace(-1.0, 1.0, 8)
+Y = 2.0 * X + 1.0 + 0.1 * np.cos(5.0 * X)
+
+
+def regression(w, b, x, y):
+    """The notes' linear regression ŷ = x·w + b with the mean squared error."""
+    return sg.mean((x * w + b - y) ** 2)
+
+
+def regression_gradient(w: float, b: float, x: np.ndarray, y: np.ndarray) -> tuple:
+    """Hand-derived: dC/dw = 2/q Σ (ŷ - y) x, dC/db = 2/q Σ (ŷ - y)."""
+    residual = x * w + b - y
+    return 2 * np.mean(residual * x), 2 * np.mean(residual)
+
+
+# --- the notes' examples --------------------------------------------------------------------------------
+
+
+def test_notes_linear_regression_follows_the_closed_form_and_converges():
+    # L = (w·x - y)² at x = 1, y = 2: w(k) - 2 = (1 - 2·lr)^k (w(0) - 2); the first gradient is the notes' -2.
+    example = sg.examples.get("linear_regression")
+    traj = descend(example.loss, example.params, example.data, lr=0.1, steps=60)
+    k = np.arange(61)
+    np.testing.assert_allclose(traj.path("w"), 2 + 0.8 ** k * (1.0 - 2.0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(traj.losses, (0.8 ** k) ** 2, rtol=1e-12, atol=1e-14)
+    assert traj.grad_norms[0] == pytest.approx(2.0)          # |dL/dw| = |-2| at the notes' start
+    assert traj.final["w"] == pytest.approx(2.0, abs=1e-5)
+    assert traj.stopped is None and traj.steps == 60 and traj.method == "reverse"
+
+
+def test_two_weight_regression_reaches_least_squares():
+    traj = descend(regression, {"w": 0.0, "b": 0.0}, {"x": X, "y": Y}, lr=0.4, steps=400)
+    slope, intercept = np.polyfit(X, Y, 1)
+    assert traj.final["w"] == pytest.approx(slope, abs=1e-8)
+    assert traj.final["b"] == pytest.approx(intercept, abs=1e-8)
+    assert np.all(np.diff(traj.losses) <= 1e-15)              # a good learning rate only goes down
+
+
+def test_each_step_is_the_notes_update_with_the_hand_derived_gradient():
+    traj = descend(regression, {"w": -1.0, "b": 0.5}, {"x": X, "y": Y}, lr=0.3, steps=5)
+    for before, after, norm in zip(traj.params, traj.params[1:], traj.grad_norms):
+        gw, gb = regression_gradient(before["w"], before["b"], X, Y)
+        assert after["w"] == pytest.approx(before["w"] - 0.3 * gw, rel=1e-13)
+        assert after["b"] == pytest.approx(before["b"] - 0.3 * gb, rel=1e-13)
+        assert norm == pytest.approx(math.hypot(gw, gb), rel=1e-13)
+
+
+@pytest.mark.parametrize("method", ["symbolic", "finite_diff"])
+def test_every_gradient_source_gives_the_backprop_path(method):
+    reference = descend(regression, {"w": -1.0, "b": -1.0}, {"x": X, "y": Y}, lr=0.4, steps=15)
+    traj = descend(regression, {"w": -1.0, "b": -1.0}, {"x": X, "y": Y}, lr=0.4, steps=15, method=method)
+    assert traj.method == method
+    for name in ("w", "b"):
+        np.testing.assert_allclose(traj.path(name), reference.path(name), rtol=1e-7, atol=1e-9)
+
+
+def test_a_coarse_forward_difference_drifts_from_the_exact_path():
+    reference = descend(regression, {"w": -1.0, "b": -1.0}, {"x": X, "y": Y}, lr=0.4, steps=15)
+    coarse = descend(regression, {"w": -1.0, "b": -1.0}, {"x": X, "y": Y}, lr=0.4, steps=15,
+                     method="finite_diff", fd_method="forward", h=0.5)
+    assert abs(coarse.final["w"] - reference.final["w"]) > 1e-2
+
+
+# --- mini-batches ---------------------------------------------------------------------------------------
+
+
+def test_mini_batches_use_the_gradient_of_each_batch_in_order_and_cycle():
+    traj = descend(regression, {"w": 0.0, "b": 0.0}, {"x": X, "y": Y}, lr=0.2, steps=6, batch_size=3)
+    w, b = 0.0, 0.0
+    batches = [slice(0, 3), slice(3, 6), slice(6, 8)]          # 8 rows: 3 + 3 + 2, then again from the start
+    for step in range(6):
+        rows = batches[step % 3]
+        gw, gb = regression_gradient(w, b, X[rows], Y[rows])
+        w, b = w - 0.2 * gw, b - 0.2 * gb
+        assert traj.params[step + 1]["w"] == pytest.approx(w, rel=1e-13)
+        assert traj.params[step + 1]["b"] == pytest.approx(b, rel=1e-13)
+    # the recorded loss is the loss on all the data at each point
+    assert traj.losses[3] == pytest.approx(float(regression(traj.params[3]["w"], traj.params[3]["b"], X, Y)))
+
+
+def test_the_notes_mini_batch_of_two_sums_the_per_sample_gradients():
+    example = sg.examples.get("mini_batch")
+    traj = descend(example.loss, example.params, example.data, lr=0.01, steps=1, batch_size=2)
+    for name in ("w", "b"):
+        expected = np.asarray(example.params[name]) - 0.01 * np.asarray(example.expected[name])
+        np.testing.assert_allclose(traj.final[name], expected, rtol=1e-12)
+
+
+def test_batch_size_errors_name_the_problem():
+    with pytest.raises(ValueError, match="batch_size must be an integer between 1 and 8"):
+        descend(regression, {"w": 0.0, "b": 0.0}, {"x": X, "y": Y}, batch_size=9)
+    with pytest.raises(ValueError, match="same number of rows"):
+        descend(regression, {"w": 0.0, "b": 0.0}, {"x": X, "y": Y[:5]}, batch_size=2)
+    with pytest.raises(ValueError, match="needs data arrays"):
+        descend(lambda w: w ** 2, {"w": 1.0}, batch_size=2)
+
+
+# --- optimizers -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_optimizers_match_torch(optimizer):
+    torch = pytest.importorskip("torch")
+    start = np.array([1.5, -0.5])
+    target = np.array([0.3, 0.7])
+    lr = 0.05
+    traj = descend(lambda w: sg.sum((w - target) ** 4 + w ** 2), {"w": start}, lr=lr, steps=25, optimizer=optimizer)
+    w = torch.tensor(start, requires_grad=True, dtype=torch.float64)
+    make = {"sgd": lambda p: torch.optim.SGD(p, lr=lr), "momentum": lambda p: torch.optim.SGD(p, lr=lr, momentum=0.9),
+            "adam": lambda p: torch.optim.Adam(p, lr=lr, betas=(0.9, 0.999), eps=1e-8)}[optimizer]
+    opt = make([w])
+    for step in range(25):
+        opt.zero_grad()
+        (((w - torch.tensor(target)) ** 4 + w ** 2).sum()).backward()
+        opt.step()
+        np.testing.assert_allclose(traj.params[step + 1]["w"], w.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert traj.optimizer == optimizer
+
+
+def test_momentum_converges_where_plain_descent_crawls():
+    loss = lambda w, b: 0.01 * w ** 2 + b ** 2  # noqa: E731  (badly conditioned)
+    slow = descend(loss, {"w": 5.0, "b": 1.0}, lr=0.4, steps=100)
+    fast = descend(loss, {"w": 5.0, "b": 1.0}, lr=0.4, steps=100, optimizer="momentum")
+    assert fast.losses[-1] < 1e-3 * slow.losses[-1]
+
+
+# --- divergence -----------------------------------------------------------------------------------------
+
+
+def test_divergence_stops_with_a_message_and_no_nan():
+    traj = descend(lambda x: x ** 2, {"x": 5.0}, lr=1.5, steps=2000)
+    assert traj.stopped is not None
+    assert "diverged" in traj.stopped and "smaller than 1.5" in traj.stopped
+    assert traj.steps < 2000
+    assert f"step {traj.steps + 1} of 2000" in traj.stopped
+    assert np.all(np.isfinite(traj.losses)) and np.all(np.isfinite(traj.path("x")))
+    assert len(traj.losses) == len(traj.params) == len(traj.grad_norms) + 1
+    np.testing.assert_allclose(traj.path("x")[:10], 5.0 * (-2.0) ** np.arange(10))   # x ← x - 1.5·2x = -2x
+
+
+def test_too_large_learning_rate_on_the_regression_diverges():
+    traj = descend(regression, {"w": 0.0, "b": 0.0}, {"x": X, "y": Y}, lr=3.0, steps=5000)
+    assert traj.stopped and "diverged" in traj.stopped
+    assert np.all(np.isfinite(traj.losses))
+
+
+def test_a_non_finite_start_is_refused():
+    with pytest.raises(ValueError, match="starting point"):
+        descend(lambda x: sg.log(x), {"x": -1.0})
+
+
+# --- properties -----------------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=st.floats(0.1, 10), c=st.floats(-5, 5), start=st.floats(-5, 5), fraction=st.floats(0.01, 0.99))
+def test_sgd_on_a_parabola_is_geometric(a, c, start, fraction):
+    lr = fraction / a                                          # 0 < lr < 1/a: monotone convergence
+    traj = descend(lambda x: a * (x - c) ** 2, {"x": start}, lr=lr, steps=12)
+    k = np.arange(13)
+    np.testing.assert_allclose(traj.path("x"), c + (1 - 2 * a * lr) ** k * (start - c), rtol=1e-10, atol=1e-10)
+    assert traj.stopped is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.sampled_from([(2,), (3,), (2, 2)]), steps=st.integers(0, 4))
+def test_array_weights_keep_their_shape(shape, steps):
+    w0 = np.arange(np.prod(shape), dtype=float).reshape(shape)
+    traj = descend(lambda w: sg.sum(w ** 2), {"w": w0}, lr=0.25, steps=steps)
+    assert all(p["w"].shape == shape for p in traj.params)
+    np.testing.assert_allclose(traj.final["w"], w0 * 0.5 ** steps)
+    assert traj.path("w").shape == (steps + 1,) + shape
+    assert np.shares_memory(traj.params[0]["w"], w0) is False
+
+
+# --- inputs and outputs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"lr": 0.0}, ValueError, "lr must be a positive"),
+    ({"lr": float("nan")}, ValueError, "lr must be a positive"),
+    ({"lr": "fast"}, TypeError, "lr must be a number"),
+    ({"steps": -1}, ValueError, "steps must be a non-negative integer"),
+    ({"steps": 2.5}, ValueError, "steps must be a non-negative integer"),
+    ({"method": "magic"}, ValueError, "method must be one of reverse, symbolic, finite_diff"),
+    ({"optimizer": "rmsprop"}, ValueError, "optimizer must be one of sgd, momentum, adam"),
+])
+def test_bad_settings_get_one_clear_error(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        descend(lambda x: x ** 2, {"x": 1.0}, **kwargs)
+
+
+def test_bad_params_and_data_get_clear_errors():
+    with pytest.raises(TypeError, match="non-empty dict"):
+        descend(lambda x: x ** 2, {})
+    with pytest.raises(TypeError, match="param 'x' must be a number"):
+        descend(lambda x: x ** 2, {"x": "one"})
+    with pytest.raises(ValueError, match="x given both as a param and as data"):
+        descend(lambda x: x ** 2, {"x": 1.0}, {"x": 2.0})
+    with pytest.raises(TypeError, match="f must be a function"):
+        descend("x**2", {"x": 1.0})
+    with pytest.raises(ValueError, match="loss must be a scalar"):
+        descend(lambda x: x * np.ones(3), {"x": 1.0}, steps=0)
+
+
+def test_trajectory_exports():
+    traj = descend(lambda w, x, y: (w * x - y) ** 2, {"w": 1.0}, {"x": 1.0, "y": 2.0}, lr=0.1, steps=10)
+    assert isinstance(traj, Trajectory) and isinstance(sg.Trajectory, type)
+    payload = json.loads(json.dumps(traj.to_dict()))
+    assert payload["losses"][0] == 1.0 and len(payload["params"]) == 11 and payload["stopped"] is None
+    table = traj.to_table(every=5).splitlines()
+    assert table[0].split() == ["step", "loss", "|grad|", "w"]
+    assert [line.split()[0] for line in table[1:]] == ["0", "5", "10"]
+    with pytest.raises(KeyError, match="no param 'b'"):
+        traj.path("b")

@@ -20,3 +20,21 @@ def main() -> None:
       symgrad check                      # every built-in course example, three ways
       symgrad derive "(w*x + b - y)**2" --wrt w,b --at x=1,y=2,w=1,b=0
     """
+
+
+from .check import check_command, examples_command  # noqa: E402  (subcommands register after the group)
+
+main.add_command(check_command)
+main.add_command(examples_command)
+
+from .course import course_command  # noqa: E402
+from .derive import derive_command  # noqa: E402
+from .descend import descend_command  # noqa: E402
+from .graph import graph_command  # noqa: E402
+from .plot import plot_group  # noqa: E402
+
+main.add_command(course_command)
+main.add_command(derive_command)
+main.add_command(descend_command)
+main.add_command(graph_command)
+main.add_command(plot_group)

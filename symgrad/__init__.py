@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .check import CheckReport, assert_gradients_close, check, check_backward  # noqa: F401
 from .functions import (  # noqa: F401  (re-exported)
     abs, concatenate, cos, cross_entropy, exp, log, log_softmax, matmul, max, maximum, mean, minimum,
     mse_loss, relu, reshape, sigmoid, sin, softmax, sqrt, stack, sum, tanh, transpose, where,
@@ -37,10 +38,6 @@ _LAZY = {
     "Derivatives": "symgrad.symbolic.derive",
     "fd_gradient": "symgrad.finite_diff",
     "fd_error_curve": "symgrad.finite_diff",
-    "check": "symgrad.check",
-    "CheckReport": "symgrad.check",
-    "assert_gradients_close": "symgrad.check",
-    "check_backward": "symgrad.check",
     "descend": "symgrad.descent",
     "Trajectory": "symgrad.descent",
     "examples": "symgrad.examples",

@@ -1,0 +1,407 @@
+"""Safe parsing of expression text: Python's ``ast`` walked through a whitelist.
+
+``parse("tanh(w1*x1 + w2*x2 + b)")`` returns the SymPy expression you would
+build by hand from the same operators (every name becomes a real
+``sympy.Symbol``); :func:`parse_function` returns a Python function that
+evaluates the same text with the ``sg.*`` functions, so that the engine and
+finite differences compute exactly what SymPy differentiates.
+
+The text is never given to ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+Only numbers, names, ``+ - * / **``, unary ``-``/``+``, parentheses and calls of
+the functions in :data:`FUNCTIONS` are accepted; anything else raises
+:class:`ParseError`, which names what was found, where (``column``, counted in
+characters from 1) and what is allowed. Absurd input is refused before any
+work: more than :data:`MAX_LENGTH` characters, parentheses nested deeper than
+:data:`MAX_DEPTH`, or an expression nested deeper than that.
+
+Example:
+    >>> parse("(w*x + b - y)**2")
+    (b + w*x - y)**2
+    >>> try:
+    ...     parse("__import__('os').system('ls')")
+    ... except ParseError as err:
+    ...     print(err.column)
+    1
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from functools import reduce
+from typing import Any, Callable, Mapping
+
+__all__ = ["ParseError", "parse", "parse_function", "ExpressionFunction", "FUNCTIONS", "MAX_LENGTH", "MAX_DEPTH"]
+
+#: The callable functions and their number of arguments.
+FUNCTIONS = {"exp": 1, "log": 1, "tanh": 1, "sigmoid": 1, "relu": 1, "sin": 1, "cos": 1, "sqrt": 1, "abs": 1,
+             "maximum": 2, "minimum": 2}
+#: The longest text accepted, in characters.
+MAX_LENGTH = 10_000
+#: The deepest nesting accepted: of parentheses, and of operations (a chain ``a + b - c + ...`` counts once).
+MAX_DEPTH = 100
+#: The largest exact constant power accepted, in bits (``9**9**9`` would need 10**9 bits).
+MAX_POWER_BITS = 100_000
+
+ALLOWED = ("allowed: numbers, variable names, + - * / **, unary minus, parentheses and calls to "
+           + ", ".join(sorted(FUNCTIONS)))
+
+
+class ParseError(ValueError):
+    """Text that is not an allowed expression; ``column`` (from 1) says where.
+
+    Example:
+        >>> err = ParseError("attribute access 'os.path'", 3)
+        >>> err.column, str(err).split(";")[0]
+        (3, "attribute access 'os.path' at column 3")
+    """
+
+    def __init__(self, what: str, column: int):
+        self.what = what
+        self.column = column
+        super().__init__(f"{what} at column {column}; {ALLOWED}")
+
+
+# --- the validated tree ---------------------------------------------------------------------
+# Nodes are tuples: ("number", value) ("name", id) ("negative", x) ("power", base, exponent)
+# ("call", function, args) ("sum", first, [(sign, term), ...]) ("product", first, [(divide, factor), ...]).
+
+_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.FloorDiv: "//",
+           ast.Mod: "%", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|",
+           ast.BitXor: "^", ast.BitAnd: "&"}
+_CHAINS = {ast.Add: "sum", ast.Sub: "sum", ast.Mult: "product", ast.Div: "product"}
+_DESCRIPTIONS = {
+    ast.Attribute: "attribute access", ast.Subscript: "subscript", ast.Lambda: "lambda",
+    ast.Compare: "comparison", ast.BoolOp: "boolean operator", ast.IfExp: "conditional expression",
+    ast.List: "list", ast.Tuple: "tuple", ast.Set: "set", ast.Dict: "dict", ast.ListComp: "list comprehension",
+    ast.SetComp: "set comprehension", ast.DictComp: "dict comprehension", ast.GeneratorExp: "generator expression",
+    ast.NamedExpr: "assignment expression ':='", ast.Starred: "starred expression", ast.JoinedStr: "f-string",
+    ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield from", ast.Slice: "slice",
+}
+
+
+class _Text:
+    """The source text, for turning AST positions (UTF-8 byte offsets) into character columns."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.lines = text.split("\n")
+        self.starts = [0]
+        for line in self.lines[:-1]:
+            self.starts.append(self.starts[-1] + len(line) + 1)
+
+    def offset(self, line: int, byte_offset: int) -> int:
+        """The character offset in the text (from 0) of a byte offset on a line (from 1), clamped to the text."""
+        line = min(max(line, 1), len(self.lines))
+        chars = len(self.lines[line - 1].encode()[:max(byte_offset, 0)].decode(errors="ignore"))
+        return min(self.starts[line - 1] + chars, len(self.text))
+
+    def column(self, node: ast.AST) -> int:
+        return min(self.offset(node.lineno, node.col_offset) + 1, len(self.text))
+
+    def snippet(self, node: ast.AST) -> str:
+        source = self.text[self.column(node) - 1:self.offset(node.end_lineno, node.end_col_offset)]
+        source = " ".join(source.split())
+        return repr(source if len(source) <= 40 else source[:37] + "...")
+
+    def error(self, what: str, node: ast.AST) -> ParseError:
+        return ParseError(what, self.column(node))
+
+
+class _Tree:
+    """A validated expression: the root node and its variable names in order of first appearance."""
+
+    def __init__(self, root: tuple, names: list):
+        self.root = root
+        self.names = names
+
+
+def _check_text(text: Any) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"expected the expression as a string, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise ParseError(f"text of {len(text):,} characters (the limit is {MAX_LENGTH:,})", MAX_LENGTH + 1)
+    if not text.strip():
+        raise ParseError("empty expression", 1)
+    opened = []
+    for i, char in enumerate(text):
+        if char in "([{":
+            opened.append(i)
+            if len(opened) > MAX_DEPTH:
+                raise ParseError(f"brackets nested more than {MAX_DEPTH} deep", i + 1)
+        elif char in ")]}":
+            if not opened:
+                raise ParseError(f"unmatched {char!r}", i + 1)
+            opened.pop()
+        elif char < " " and char not in "\t\n\r":
+            raise ParseError(f"control character {char!r}", i + 1)
+    if opened:
+        raise ParseError(f"{text[opened[-1]]!r} never closed", opened[-1] + 1)
+
+
+def _tree(text: str) -> _Tree:
+    """Parse and validate ``text`` into a :class:`_Tree` (raises :class:`ParseError`).
+
+    One line is parsed without its leading blanks; text over several lines is
+    parsed inside parentheses (its brackets are balanced), so that it may break
+    anywhere. Positions are shifted back to the text's own characters.
+    """
+    _check_text(text)
+    source = _Text(text)
+    one_line = "\n" not in text and "\r" not in text
+    shift = len(text) - len(text.lstrip()) if one_line else -1
+    try:
+        body = ast.parse(text.lstrip() if one_line else "(" + text + "\n)", mode="eval").body
+    except SyntaxError as err:
+        line = min(err.lineno or 1, len(source.lines))
+        offset = (err.offset or 1) + (shift if line == 1 else 0)
+        column = max(1, min(source.starts[line - 1] + offset, len(text)))
+        raise ParseError(f"invalid syntax ({err.msg or 'invalid syntax'})", column) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ParseError("expression too long or too deeply nested for the parser", 1) from None
+    for node in ast.walk(body):
+        if getattr(node, "lineno", None) == 1:
+            node.col_offset += shift
+        if getattr(node, "end_lineno", None) == 1:
+            node.end_col_offset += shift
+    converter = _Converter(source)
+    return _Tree(converter.convert(body, 1), list(converter.names))
+
+
+class _Converter:
+    """Python AST -> validated tree, collecting variable names and the approximate value of constant parts
+    (to refuse a constant power too large to compute before anything computes it)."""
+
+    def __init__(self, source: _Text):
+        self.source = source
+        self.names: dict = {}
+        self.constants: dict = {}            # id(tree node) -> float value, for constant subtrees
+
+    def convert(self, node: ast.expr, depth: int) -> tuple:
+        if depth > MAX_DEPTH:
+            raise self.source.error(f"expression nested more than {MAX_DEPTH} operations deep", node)
+        if isinstance(node, ast.Constant):
+            return self.number(node)
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.UAdd):
+                return self.convert(node.operand, depth + 1)
+            if isinstance(node.op, ast.USub):
+                operand = self.convert(node.operand, depth + 1)
+                return self.constant(("negative", operand), lambda v: -v[0], [operand])
+            symbol = {ast.Not: "not", ast.Invert: "~"}[type(node.op)]
+            raise self.source.error(f"operator {symbol!r}", node)
+        if isinstance(node, ast.BinOp):
+            return self.binary(node, depth)
+        if isinstance(node, ast.Call):
+            return self.call(node, depth)
+        what = _DESCRIPTIONS.get(type(node), type(node).__name__.lower() + " expression")
+        raise self.source.error(f"{what} {self.source.snippet(node)}", node)
+
+    def constant(self, tree: tuple, value: Callable[[list], float], parts: list) -> tuple:
+        """``tree``, remembered as constant (with ``value`` of its parts' values) when all its parts are."""
+        if all(id(part) in self.constants for part in parts):
+            try:
+                self.constants[id(tree)] = float(value([self.constants[id(part)] for part in parts]))
+            except OverflowError:
+                self.constants[id(tree)] = math.inf
+            except (ZeroDivisionError, TypeError):          # undefined (1/0 is zoo in SymPy): nothing to fear
+                self.constants[id(tree)] = math.nan
+        return tree
+
+    def number(self, node: ast.Constant) -> tuple:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            kind = {str: "string", bytes: "bytes", complex: "complex number"}.get(type(value), "constant")
+            raise self.source.error(f"{kind} {self.source.snippet(node)}", node)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.source.error(f"number {self.source.snippet(node)} (too large for a float)", node)
+        return self.constant(("number", value), lambda v: value, [])
+
+    def name(self, node: ast.Name) -> tuple:
+        if node.id in FUNCTIONS:
+            raise self.source.error(f"function name {node.id!r} without a call", node)
+        if node.id.startswith("__"):
+            raise self.source.error(f"name {node.id!r} (names starting with '__' are reserved)", node)
+        self.names.setdefault(node.id, None)
+        return ("name", node.id)
+
+    def binary(self, node: ast.BinOp, depth: int) -> tuple:
+        op = type(node.op)
+        if op not in _CHAINS and op is not ast.Pow:
+            raise self.source.error(f"operator {_BINARY.get(op, op.__name__)!r}", node)
+        if op is ast.Pow:
+            base, exponent = self.convert(node.left, depth + 1), self.convert(node.right, depth + 1)
+            if id(base) in self.constants and id(exponent) in self.constants:
+                self.check_power(self.constants[id(base)], self.constants[id(exponent)], node)
+            return self.constant(("power", base, exponent), lambda v: abs(v[0]) ** v[1], [base, exponent])
+        kind = _CHAINS[op]
+        links = []                           # walk the left spine of a + - (or * /) chain without recursion
+        while isinstance(node, ast.BinOp) and _CHAINS.get(type(node.op)) == kind:
+            links.append((node.op, node.right))
+            node = node.left
+        first = self.convert(node, depth + 1)
+        rest = [(type(op) in (ast.Sub, ast.Div), self.convert(right, depth + 1)) for op, right in reversed(links)]
+        combine = (lambda a, flag, v: a - v if flag else a + v) if kind == "sum" else (
+            lambda a, flag, v: a / v if flag else a * v)
+
+        def value(values: list) -> float:
+            return reduce(lambda acc, link: combine(acc, link[0], link[1]),
+                          zip([flag for flag, _ in rest], values[1:]), values[0])
+
+        return self.constant((kind, first, rest), value, [first] + [term for _, term in rest])
+
+    def check_power(self, base: float, exponent: float, node: ast.BinOp) -> None:
+        """Refuse a constant power whose exact value would be astronomically large (``9**9**9``)."""
+        if math.isnan(base) or math.isnan(exponent) or exponent == 0 or base == 0:
+            return
+        bits = abs(exponent) * abs(math.log2(abs(base))) if math.isfinite(base) else math.inf
+        if not bits <= MAX_POWER_BITS:
+            raise self.source.error(f"constant power {self.source.snippet(node)} (too large to compute exactly)",
+                                    node)
+
+    def call(self, node: ast.Call, depth: int) -> tuple:
+        if not isinstance(node.func, ast.Name):
+            raise self.source.error(f"call of {self.source.snippet(node.func)} (only named functions can be called)",
+                                    node)
+        name = node.func.id
+        if name not in FUNCTIONS:
+            raise self.source.error(f"call to unknown function {name!r}", node)
+        if node.keywords:
+            raise self.source.error(f"keyword argument in the call to {name!r}", node.keywords[0].value)
+        if len(node.args) != FUNCTIONS[name]:
+            count = FUNCTIONS[name]
+            raise self.source.error(f"{name}() with {len(node.args)} arguments (it takes {count})", node)
+        return ("call", name, [self.convert(arg, depth + 1) for arg in node.args])
+
+
+# --- evaluating the tree ------------------------------------------------------------------------------
+
+
+class _Arithmetic:
+    """How a tree's numbers, chains, powers and function calls are computed in one world."""
+
+    def __init__(self, number: Callable, total: Callable, product: Callable, functions: Mapping[str, Callable]):
+        self.number = number
+        self.total = total
+        self.product = product
+        self.functions = functions
+
+    def evaluate(self, node: tuple, values: Mapping[str, Any]) -> Any:
+        kind = node[0]
+        if kind == "number":
+            return self.number(node[1])
+        if kind == "name":
+            return values[node[1]]
+        if kind == "negative":
+            return -self.evaluate(node[1], values)
+        if kind == "call":
+            return self.functions[node[1]](*(self.evaluate(arg, values) for arg in node[2]))
+        if kind == "power":
+            return self.evaluate(node[1], values) ** self.evaluate(node[2], values)
+        first = self.evaluate(node[1], values)
+        rest = [(flag, self.evaluate(term, values)) for flag, term in node[2]]
+        return (self.total if kind == "sum" else self.product)(first, rest)
+
+
+def _sympy_arithmetic() -> _Arithmetic:
+    import sympy  # noqa: PLC0415  (only parse() needs SymPy)
+
+    from . import ops  # noqa: PLC0415
+
+    def total(first: Any, rest: list) -> Any:
+        return sympy.Add(first, *(-term if negative else term for negative, term in rest))
+
+    def product(first: Any, rest: list) -> Any:
+        return sympy.Mul(first, *(sympy.Pow(factor, -1) if divide else factor for divide, factor in rest))
+
+    return _Arithmetic(
+        number=lambda value: sympy.Integer(value) if isinstance(value, int) else sympy.Float(value),
+        total=total, product=product, functions={name: getattr(ops, name) for name in FUNCTIONS})
+
+
+def _generic_arithmetic() -> _Arithmetic:
+    from .. import functions  # noqa: PLC0415
+
+    def fold(ops: tuple) -> Callable:
+        return lambda first, rest: reduce(lambda acc, link: ops[link[0]](acc, link[1]), rest, first)
+
+    return _Arithmetic(
+        number=lambda value: value, total=fold((operator.add, operator.sub)),
+        product=fold((operator.mul, operator.truediv)),
+        functions={name: getattr(functions, name) for name in FUNCTIONS})
+
+
+def parse(text: str) -> "sympy.Expr":
+    """The SymPy expression of ``text``; every variable is a real ``sympy.Symbol``.
+
+    Raises :class:`ParseError` for anything outside the whitelist, TypeError if
+    ``text`` is not a string, and ValueError if SymPy refuses the expression
+    (``maximum(w, sqrt(-2))``: a comparison with a complex constant).
+
+    Example:
+        >>> parse("tanh(w1*x1 + w2*x2 + b)")
+        tanh(b + w1*x1 + w2*x2)
+        >>> parse("sigmoid(z)")
+        1/(1 + exp(-z))
+    """
+    import sympy  # noqa: PLC0415
+
+    tree = _tree(text)
+    symbols = {name: sympy.Symbol(name, real=True) for name in tree.names}
+    try:
+        return _sympy_arithmetic().evaluate(tree.root, symbols)
+    except (TypeError, ValueError) as err:      # e.g. maximum(w, sqrt(-2)): SymPy cannot compare with I
+        raise ValueError(f"SymPy cannot build {text!r}: {str(err).splitlines()[0]}") from None
+
+
+class ExpressionFunction:
+    """Expression text as a Python function ``f(**values)`` over the ``sg.*`` functions.
+
+    Values may be floats, NumPy (complex too) or CuPy arrays, or ``sg.Tensor``; the
+    result has the kind of its inputs, so the engine, finite differences and
+    complex step all evaluate exactly the parsed expression. ``names`` lists the
+    variables in order of first appearance.
+
+    Example:
+        >>> f = parse_function("(w*x + b - y)**2")
+        >>> f.names
+        ['w', 'x', 'b', 'y']
+        >>> float(f(w=1.0, x=1.0, b=0.0, y=2.0))
+        1.0
+    """
+
+    def __init__(self, text: str):
+        tree = _tree(text)
+        self.text = text
+        self.names = tree.names
+        self._root = tree.root
+        self._arithmetic = _generic_arithmetic()
+
+    def __call__(self, **values: Any) -> Any:
+        missing = [n for n in self.names if n not in values]
+        unknown = [n for n in values if n not in self.names]
+        if missing or unknown:
+            problem = (f"missing value for {', '.join(map(repr, missing))}" if missing
+                       else f"{', '.join(map(repr, unknown))} is not a variable")
+            raise TypeError(f"{self.text!r}: {problem} (variables: {', '.join(self.names)})")
+        values = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in values.items()}
+        return self._arithmetic.evaluate(self._root, values)
+
+    def __repr__(self) -> str:
+        return f"parse_function({self.text!r})"
+
+
+def parse_function(text: str) -> ExpressionFunction:
+    """A Python function evaluating ``text`` with the ``sg.*`` functions (see :class:`ExpressionFunction`).
+
+    Example:
+        >>> import symgrad as sg
+        >>> f = parse_function("tanh(w*x)")
+        >>> w = sg.tensor(0.0, requires_grad=True)
+        >>> f(w=w, x=2.0).backward()
+        >>> float(w.grad)
+        2.0
+    """
+    return ExpressionFunction(text)

@@ -1,0 +1,248 @@
+"""The safe parser: parsed text equals hand-built SymPy; anything else is refused, quickly, with nothing run.
+
+The hostile inputs are parsed while ``eval``, ``exec``, ``compile``, ``sympify``
+and ``parse_expr`` are watched: none of them may ever see the user's text.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sympy
+from sympy.parsing import sympy_parser
+
+import symgrad as sg
+from symgrad.symbolic import parse as parse_module
+from symgrad.symbolic.parse import MAX_DEPTH, MAX_LENGTH, ParseError, parse, parse_function
+
+w, x, b, y, z = sympy.symbols("w x b y z", real=True)
+w1, w2, x1, x2 = sympy.symbols("w1 w2 x1 x2", real=True)
+
+PARSED = [
+    ("(w*x + b - y)**2", (w * x + b - y) ** 2),
+    ("tanh(w1*x1 + w2*x2 + b)", sympy.tanh(w1 * x1 + w2 * x2 + b)),
+    ("-x**2", -(x ** 2)),
+    ("2**3**2", sympy.Integer(512)),
+    ("x**y**z", x ** (y ** z)),
+    ("x**-1", 1 / x),
+    ("a - b - c", sympy.Symbol("a", real=True) - b - sympy.Symbol("c", real=True)),
+    ("x / y / z", x / y / z),
+    ("1/2*x", x / 2),
+    ("0.5*x", sympy.Float(0.5) * x),
+    ("+x - -y", x + y),
+    ("  w *\t x  ", w * x),
+    ("(w*x +\n b)", w * x + b),
+    ("exp(x) + log(x) + sin(x) + cos(x) + sqrt(x) + abs(x)",
+     sympy.exp(x) + sympy.log(x) + sympy.sin(x) + sympy.cos(x) + sympy.sqrt(x) + sympy.Abs(x)),
+    ("sigmoid(z)", 1 / (1 + sympy.exp(-z))),
+    ("relu(z)", sympy.Piecewise((z, z > 0), (0, True))),
+    ("maximum(x, y) - minimum(x, 0)", sympy.Max(x, y) - sympy.Min(x, 0)),
+    ("α*x", sympy.Symbol("α", real=True) * x),
+]
+
+
+@pytest.mark.parametrize("text, expected", PARSED)
+def test_parse_equals_hand_built_sympy(text, expected):
+    parsed = parse(text)
+    assert parsed == expected
+    assert all(s.is_real for s in parsed.free_symbols)
+
+
+def test_long_chains_become_one_sum():
+    text = " + ".join(f"x{i}" for i in range(1000)) + " - y"
+    parsed = parse(text)
+    assert parsed.is_Add and len(parsed.args) == 1001
+
+
+HOSTILE = [
+    ("__import__('os').system('echo hacked')", "call of", 1),
+    ("os.system('echo hacked')", "call of", 1),
+    ("x.__class__.__bases__[0].__subclasses__()", "call of", 1),
+    ("(lambda: 0)()", "call of", 1),
+    ("exec('1')", "unknown function 'exec'", 1),
+    ("eval('1')", "unknown function 'eval'", 1),
+    ("getattr(x, 'y')", "unknown function 'getattr'", 1),
+    ("x + os.path", "attribute access 'os.path'", 5),
+    ("x[0]", "subscript 'x[0]'", 1),
+    ("lambda: 1", "lambda", 1),
+    ("'abc'", "string", 1),
+    ("b'abc'", "bytes", 1),
+    ("f'{x}'", "f-string", 1),
+    ("x if y else z", "conditional expression", 1),
+    ("[x, y]", "list", 1),
+    ("x, y", "tuple", 1),
+    ("{x: y}", "dict", 1),
+    ("[i for i in x]", "list comprehension", 1),
+    ("(y := 1)", "assignment expression", 2),
+    ("x < y", "comparison", 1),
+    ("x and y", "boolean operator", 1),
+    ("not x", "operator 'not'", 1),
+    ("~x", "operator '~'", 1),
+    ("x // y", "operator '//'", 1),
+    ("x % y", "operator '%'", 1),
+    ("x @ y", "operator '@'", 1),
+    ("__builtins__", "name '__builtins__'", 1),
+    ("exp", "function name 'exp' without a call", 1),
+    ("exp(x, y)", "exp() with 2 arguments", 1),
+    ("exp(x=1)", "keyword argument", 7),
+    ("exp(*x)", "starred expression", 5),
+    ("1j", "complex number", 1),
+    ("True", "constant", 1),
+    ("None", "constant", 1),
+    ("1e999", "too large for a float", 1),
+    ("9**9**9**9", "constant power", 4),
+    ("x = 1", "invalid syntax", None),        # where Python's parser points: it varies with its version
+    ("x; y", "invalid syntax", None),
+    ("x y", "invalid syntax", None),
+    ("(1/2)**-10**9", "constant power", 1),
+    ("x) + (y", "unmatched ')'", 2),
+    ("(x", "'(' never closed", 1),
+    ("", "empty expression", 1),
+    ("a\x00b", "control character", 2),
+]
+
+
+@pytest.fixture
+def watched(monkeypatch):
+    """Every string given to eval/exec/sympify/parse_expr, or compiled to code (not to a syntax tree)."""
+    seen: list = []
+
+    def spy(original):
+        def wrapper(source, *args, **kwargs):
+            flags = kwargs.get("flags", args[2] if len(args) > 2 else 0)
+            to_tree = name == "compile" and flags & ast.PyCF_ONLY_AST
+            if isinstance(source, str) and not to_tree:
+                seen.append(source)
+            return original(source, *args, **kwargs)
+        name = original.__name__
+        return wrapper
+
+    sympify_module = sys.modules["sympy.core.sympify"]
+    for module, name in [(builtins, "eval"), (builtins, "exec"), (builtins, "compile"), (sympy, "sympify"),
+                         (sympy_parser, "parse_expr"), (sympify_module, "sympify")]:
+        monkeypatch.setattr(module, name, spy(getattr(module, name)))
+    return seen
+
+
+@pytest.mark.parametrize("text, what, column", HOSTILE)
+def test_hostile_text_is_refused_with_what_where_and_what_is_allowed(text, what, column, watched, tmp_path):
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    message = str(info.value)
+    assert what in message and f"at column {info.value.column};" in message and "allowed:" in message
+    assert info.value.column == column if column else 1 <= info.value.column <= len(text)
+    assert "\n" not in message
+    assert not any(text in source for source in watched if text)
+    with pytest.raises(ParseError):
+        parse_function(text)
+
+
+def test_code_in_text_is_never_run(tmp_path):
+    marker = tmp_path / "marker"
+    for text in [f"__import__('os').system('touch {marker}')", f"open('{marker}', 'w')",
+                 f"exec(\"open('{marker}', 'w')\")"]:
+        with pytest.raises(ParseError):
+            parse(text)
+    assert not marker.exists()
+
+
+ABSURD = [
+    "x+" * 50_000 + "x",                         # 100,001 characters
+    "(" * 5_000 + "x" + ")" * 5_000,              # 5,000 nested parentheses
+    "-" * 5_000 + "x",                            # 5,000 nested operations
+    "exp(" * (MAX_DEPTH + 1) + "x" + ")" * (MAX_DEPTH + 1),
+    "x**" * 2_000 + "x",
+    "+".join(["x"] * 4_000),
+    "1" * 5_000,
+]
+
+
+@pytest.mark.parametrize("text", ABSURD, ids=lambda t: f"{t[:8]}...{len(t)}")
+def test_absurd_text_is_refused_with_a_parse_error(text):
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    assert 1 <= info.value.column <= max(len(text), MAX_LENGTH + 1)
+
+
+def test_absurd_text_in_a_fresh_interpreter_neither_crashes_nor_hangs():
+    code = ("from symgrad.symbolic.parse import parse, ParseError\n"
+            "for text in ['(' * 100000 + 'x' + ')' * 100000, '-' * 9999 + 'x', 'x**' * 3000 + 'x']:\n"
+            "    try:\n        parse(text)\n    except ParseError as err:\n        print(err.column)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 3
+
+
+def test_limits_are_inclusive():
+    assert parse("(" * MAX_DEPTH + "x" + ")" * MAX_DEPTH) == x
+    assert parse("x" + " " * (MAX_LENGTH - 1)) == x
+
+
+def test_parse_error_is_a_value_error_and_the_public_name():
+    assert issubclass(ParseError, ValueError)
+    assert sg.ParseError is ParseError
+    assert sg.parse is parse
+
+
+def test_parse_needs_a_string():
+    with pytest.raises(TypeError, match="string"):
+        parse(42)
+
+
+def test_column_counts_characters_not_bytes():
+    with pytest.raises(ParseError) as info:
+        parse("é + α + os.path")
+    assert info.value.column == 9
+
+
+# --- parse_function ------------------------------------------------------------------------------
+
+
+def test_parse_function_evaluates_the_same_text_on_floats_arrays_and_tensors():
+    f = parse_function("(w*x + b - y)**2 + sigmoid(w) - relu(b)")
+    assert f.names == ["w", "x", "b", "y"]
+    values = {"w": 0.5, "x": 2.0, "b": -1.0, "y": 0.25}
+    expected = float(parse(f.text).subs({sympy.Symbol(k, real=True): v for k, v in values.items()}))
+    assert float(f(**values)) == pytest.approx(expected, rel=1e-14)
+    arrays = {k: np.full(3, v) for k, v in values.items()}
+    np.testing.assert_allclose(f(**arrays), np.full(3, expected), rtol=1e-14)
+    w_t = sg.tensor(0.5, requires_grad=True)
+    f(**{**values, "w": w_t}).backward()
+    exact = sympy.diff(parse(f.text), w).subs({sympy.Symbol(k, real=True): v for k, v in values.items()})
+    assert float(w_t.grad) == pytest.approx(float(exact), rel=1e-12)
+
+
+def test_parse_function_supports_complex_step():
+    f = parse_function("tanh(w*x) + w**3")
+    h = 1e-30
+    slope = f(w=0.7 + h * 1j, x=1.5).imag / h
+    exact = float(sympy.diff(sympy.tanh(w * x) + w ** 3, w).subs({w: 0.7, x: 1.5}))
+    assert slope == pytest.approx(exact, rel=1e-13)
+
+
+def test_parse_function_names_missing_and_unknown_values():
+    f = parse_function("w*x")
+    with pytest.raises(TypeError, match="missing value for 'x'"):
+        f(w=1.0)
+    with pytest.raises(TypeError, match="'q' is not a variable"):
+        f(w=1.0, x=2.0, q=3.0)
+
+
+def test_import_symgrad_does_not_load_sympy_and_parse_does():
+    code = ("import sys, symgrad as sg\nsg.tanh(1.0)\nassert 'sympy' not in sys.modules\n"
+            "sg.ParseError\nassert 'sympy' not in sys.modules\n"
+            "from symgrad.symbolic.parse import parse\nparse('x')\nassert 'sympy' in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_parser_module_names_nothing_unsafe():
+    source = open(parse_module.__file__).read()
+    for call in ("eval(", "exec(", "sympify(", "parse_expr("):
+        assert call not in source.replace("literal_eval(", "")

@@ -15,12 +15,12 @@ from typing import Any, Optional
 
 import click
 
-from .common import InputError, echo_json, guarded, parse_assignments, parse_names
+from .common import Command, InputError, echo_json, guarded, loss_from_options
 
 FD_METHODS = ("forward", "backward", "central", "complex", "richardson")
 
 
-@click.command("check")
+@click.command("check", cls=Command)
 @click.argument("expression", required=False)
 @click.option("--at", "at", metavar="NAME=VALUE,...", help="The value of every symbol of EXPRESSION.")
 @click.option("--wrt", metavar="NAME,...", help="The weights to differentiate (default: every symbol).")
@@ -59,7 +59,7 @@ def check_command(expression: Optional[str], at: Optional[str], wrt: Optional[st
     sys.exit(0 if ok else 1)
 
 
-@click.command("examples")
+@click.command("examples", cls=Command)
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the example (or the list) as JSON.")
 def examples_command(name: Optional[str], as_json: bool) -> None:
@@ -99,22 +99,9 @@ def examples_command(name: Optional[str], as_json: bool) -> None:
 
 def _check_expression(expression: str, at: Optional[str], wrt: Optional[str], options: dict) -> Any:
     import symgrad as sg  # noqa: PLC0415
-    from symgrad.graph import expression_function  # noqa: PLC0415
 
-    f = expression_function(expression)
-    values = parse_assignments(at)
-    missing = [n for n in f.names if n not in values]
-    if missing:
-        raise InputError(f"no value for {', '.join(missing)}: give it with --at {missing[0]}=...")
-    unknown = [n for n in values if n not in f.names]
-    if unknown:
-        raise InputError(f"--at: {unknown[0]!r} does not appear in the expression")
-    weights = parse_names(wrt) or list(f.names)
-    absent = [n for n in weights if n not in f.names]
-    if absent:
-        raise InputError(f"--wrt: {absent[0]!r} does not appear in the expression")
-    params = {n: values[n] for n in weights}
-    data = {n: v for n, v in values.items() if n not in params}
+    f, params, data = loss_from_options(expression, at, wrt)
+    weights = list(params)
     return sg.check(f, params, data, title=f"gradient of {expression} with respect to {', '.join(weights)}",
                     **options)
 

@@ -20,8 +20,7 @@ from typing import Any, Callable
 import click
 import numpy as np
 
-from .common import InputError, guarded
-from .descend import Command
+from .common import Command, InputError, guarded
 
 # The notes' linear regression (ŷ = x·w + b, mean squared error) on a small fixed data set.
 REGRESSION_X = np.linspace(-1.0, 1.0, 20)

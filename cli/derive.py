@@ -13,10 +13,10 @@ from typing import Any, Optional
 
 import click
 
-from .common import InputError, echo_json, guarded, parse_assignments, parse_names
+from .common import Command, InputError, echo_json, guarded, parse_assignments, parse_names
 
 
-@click.command("derive")
+@click.command("derive", cls=Command)
 @click.argument("expression")
 @click.option("--wrt", metavar="NAME,...",
               help="The weights to differentiate (default: every variable not given in --at; "

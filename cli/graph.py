@@ -10,8 +10,7 @@ from typing import Optional
 
 import click
 
-from .common import InputError, guarded, parse_assignments
-from .descend import FIGURE_FORMATS, Command, write_figure
+from .common import FIGURE_FORMATS, Command, InputError, guarded, parse_assignments, write_figure
 
 
 def _graph_path(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:

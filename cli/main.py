@@ -9,8 +9,10 @@ import click
 
 import symgrad
 
+from .common import Group
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(symgrad.__version__, prog_name="symgrad")
 def main() -> None:
     """Gradients three ways — exact (SymPy), finite differences, backpropagation — side by side.

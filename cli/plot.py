@@ -9,8 +9,10 @@ from typing import Any, Optional
 
 import click
 
-from .common import InputError, guarded
-from .descend import METHODS, OPTIMIZERS, Group, figure_path, loss_from_options, parse_choices, parse_numbers, write_figure
+from .common import (
+    METHODS, OPTIMIZERS, Group, InputError, figure_path, guarded, loss_from_options, parse_choices, parse_numbers,
+    write_figure,
+)
 
 FD_METHODS = ("forward", "backward", "central", "complex", "richardson")
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .tensor import Tensor, tensor
 
-__all__ = ["Graph", "Node", "expression_function", "format_value"]
+__all__ = ["Graph", "Node", "format_value"]
 
 MAX_LABEL = 12          # a longer sub-expression is replaced by a short name (n1, n2, ...)
 
@@ -221,7 +221,7 @@ class Graph:
     def from_expression(cls, text: str, values: Mapping[str, Any], output: str = "L", title: str = "") -> "Graph":
         """The graph of expression ``text`` at ``values``, every variable differentiated.
 
-        The text is parsed safely (:func:`expression_function`) and evaluated as
+        The text is parsed safely (:func:`symgrad.symbolic.parse.parse_function`) and evaluated as
         written, so the graph has the operations in the order typed.
 
         Example:
@@ -229,7 +229,9 @@ class Graph:
             >>> g["w"].grad_text, g["L"].value_text
             ('0.8399', '0.7616')
         """
-        f = expression_function(text)
+        from .symbolic.parse import parse_function  # noqa: PLC0415  (loads SymPy)
+
+        f = parse_function(text)
         missing = [n for n in f.names if n not in values]
         if missing:
             raise ValueError(f"no value for {', '.join(missing)}")
@@ -345,19 +347,3 @@ def _wrap(arg: tuple, precedence: int) -> str:
 
 def _dot_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("−", "-")
-
-
-def expression_function(text: str) -> Callable:
-    """Expression text as a function ``f(**values)`` over ``sg.*``, with ``.names`` (parsed safely).
-
-    The same as :func:`symgrad.symbolic.parse.parse_function`: on tensors it records
-    the graph, on floats and arrays it evaluates, exactly as the text is written.
-
-    Example:
-        >>> f = expression_function("(w*x - y)**2")
-        >>> f.names, float(f(w=1.0, x=1.0, y=2.0))
-        (['w', 'x', 'y'], 1.0)
-    """
-    from .symbolic.parse import parse_function  # noqa: PLC0415
-
-    return parse_function(text)

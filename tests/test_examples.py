@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import symgrad as sg
-from symgrad.graph import expression_function
+from symgrad.symbolic.parse import parse_function as expression_function
 
 ALL = sg.examples.names()
 SCALAR = [n for n in ALL if sg.examples.get(n).expression is not None]

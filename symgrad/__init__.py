@@ -38,6 +38,10 @@ _LAZY = {
     "Derivatives": "symgrad.symbolic.derive",
     "fd_gradient": "symgrad.finite_diff",
     "fd_error_curve": "symgrad.finite_diff",
+    "FDResult": "symgrad.finite_diff",
+    "FDErrorCurve": "symgrad.finite_diff",
+    "NonDifferentiableError": "symgrad.finite_diff",
+    "finite_diff": "symgrad.finite_diff",
     "descend": "symgrad.descent",
     "Trajectory": "symgrad.descent",
     "examples": "symgrad.examples",
@@ -49,7 +53,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
     loaded = importlib.import_module(module)
-    value = loaded if name == "examples" else getattr(loaded, name)
+    value = loaded if module == f"symgrad.{name}" else getattr(loaded, name)
     globals()[name] = value
     return value
 

@@ -3,9 +3,13 @@
 A benchmark script defines cases, each a mapping ``peer name -> setup function``.
 A setup function imports its peer, builds the inputs, and returns a zero-argument
 callable that does the work once (or raises ``ImportError`` when the peer is not
-installed). :func:`main` then runs every (case, peer) pair in a fresh process
-pinned to one CPU with one thread, times it with warm-up, and prints one table
-of medians and ratios against the case's baseline peer.
+installed). The callable may carry ``.extra`` (a dict, or a zero-argument callable
+returning one, of extra figures) and ``.ops`` (the number of operations one call
+performs, which adds the figure ``per_op_us``). :func:`main` then runs every
+(case, peer) pair in a fresh process pinned to one CPU (the idlest) with one thread,
+``--rounds`` times taking turns with the other peers, keeps each peer's least
+disturbed run, and prints one table of medians and ratios against the case's
+baseline peer.
 
 Example (a script ``bench/bench_x.py``)::
 
@@ -49,20 +53,27 @@ def single_thread_env() -> dict:
     return env
 
 
-def median_seconds(fn: Callable[[], Any], min_time: float = 0.5, warmup: int = 3, max_repeat: int = 1000) -> dict:
-    """Median and spread of ``fn()`` wall time after ``warmup`` calls.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def median_seconds(fn: Callable[[], Any], min_time: float = 0.5, warmup: int = 3, max_repeat: int = 1000,
+                   clock: str = "wall") -> dict:
+    """Median and spread of ``fn()`` run time after ``warmup`` calls.
 
     Repeats until ``min_time`` seconds have been spent (at least 5 times, at most ``max_repeat``).
+    ``clock`` is "wall" (elapsed time) or "cpu" (this process's CPU time, all its threads:
+    on a shared machine it leaves out the time other processes held the CPU).
     """
+    now = CLOCKS[clock]
     for _ in range(warmup):
         fn()
     times = []
     spent = 0.0
     gc.collect()
     while (spent < min_time or len(times) < 5) and len(times) < max_repeat:
-        start = time.perf_counter()
+        start = now()
         fn()
-        elapsed = time.perf_counter() - start
+        elapsed = now() - start
         times.append(elapsed)
         spent += elapsed
     return {"median": statistics.median(times), "min": min(times), "repeat": len(times)}
@@ -75,10 +86,31 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(script: str, case: str, peer: str, min_time: float) -> None:
+def quietest_cpu(cpus: set, interval: float = 0.1) -> int:
+    """The CPU of ``cpus`` that was idle longest over the next ``interval`` seconds (Linux's
+    /proc/stat), so that two benchmarks running at once do not share one CPU; else the first.
+
+    Example:
+        >>> quietest_cpu({0}, interval=0.0)
+        0
+    """
+    def idle_ticks() -> dict:
+        with open("/proc/stat") as stat:
+            return {int(f[0][3:]): int(f[4]) for f in map(str.split, stat) if f[0][3:].isdigit()}
+
+    try:
+        before = idle_ticks()
+        time.sleep(interval)
+        after = idle_ticks()
+    except (OSError, ValueError, IndexError):
+        return min(cpus)
+    return max(sorted(cpus), key=lambda cpu: after.get(cpu, 0) - before.get(cpu, 0))
+
+
+def _child(script: str, case: str, peer: str, min_time: float, clock: str = "wall") -> None:
     """Run one (case, peer) in this process and print its figures as JSON."""
     try:
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        os.sched_setaffinity(0, {quietest_cpu(os.sched_getaffinity(0))})
     except (AttributeError, OSError):
         pass
     module = _load(script)
@@ -87,10 +119,13 @@ def _child(script: str, case: str, peer: str, min_time: float) -> None:
     except ImportError as err:
         print(json.dumps({"skipped": f"not installed ({err.name or err})"}))
         return
-    result = median_seconds(work, min_time=min_time)
+    result = median_seconds(work, min_time=min_time, clock=clock)
     extra = getattr(work, "extra", None)
     if extra:
         result.update(extra() if callable(extra) else extra)
+    ops = getattr(work, "ops", None)
+    if ops:
+        result["per_op_us"] = result["median"] / ops * 1e6
     result["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
@@ -105,10 +140,10 @@ def _load(script: str):
     return module
 
 
-def run_case(script: str, case: str, peer: str, min_time: float) -> dict:
+def run_case(script: str, case: str, peer: str, min_time: float, clock: str = "wall") -> dict:
     """Run one (case, peer) in a fresh single-threaded process; return its figures."""
     proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--child", script, case, peer, str(min_time)],
+        [sys.executable, os.path.abspath(__file__), "--child", script, case, peer, str(min_time), clock],
         capture_output=True, text=True, env=single_thread_env(),
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -134,18 +169,28 @@ def main(cases: Mapping[str, Mapping[str, Callable]], baseline: str, title: str 
     (say ``max_error``); they are printed after the time. Returns the rows.
     """
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(*sys.argv[2:5], float(sys.argv[5]))
+        _child(*sys.argv[2:5], float(sys.argv[5]), *sys.argv[6:7])
         return []
     parser = argparse.ArgumentParser(description=title or "symgrad benchmark")
     parser.add_argument("--case", action="append", help="run only this case (repeatable)")
     parser.add_argument("--peer", action="append", help="run only this peer (repeatable)")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per peer (default 1)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="processes per peer, interleaved with the other peers' (default 3); the one with "
+                             "the lowest median is kept, so that a burst of load on the machine skews no ratio")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                        help="cpu: each process's CPU time (default; steadier on a machine others use too), "
+                             "wall: elapsed time")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
+    _check_names(parser, "case", args.case, cases)
+    _check_names(parser, "peer", args.peer, {peer for peers in cases.values() for peer in peers})
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     script = os.path.abspath(sys.modules["__main__"].__file__)
     print(f"# {title or os.path.basename(script)}")
     print(f"python {platform.python_version()}, {platform.machine()}, one thread per peer, "
-          f"pinned to one CPU, median of >= 5 runs after warm-up\n")
+          f"pinned to one CPU, {args.clock} time, median of >= 5 runs after warm-up, best of {args.rounds} processes\n")
     header = "| case | peer | median | ratio to " + baseline + " |" + "".join(f" {c} |" for c in columns)
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
@@ -153,11 +198,15 @@ def main(cases: Mapping[str, Mapping[str, Callable]], baseline: str, title: str 
     for case, peers in cases.items():
         if args.case and case not in args.case:
             continue
+        chosen = [peer for peer in peers if not args.peer or peer in args.peer or peer == baseline]
         figures = {}
-        for peer in peers:
-            if args.peer and peer not in args.peer and peer != baseline:
-                continue
-            figures[peer] = run_case(script, case, peer, args.min_time)
+        for _ in range(args.rounds):
+            for peer in chosen:
+                if "skipped" in figures.get(peer, {}):
+                    continue
+                fig = run_case(script, case, peer, args.min_time, args.clock)
+                if peer not in figures or ("skipped" not in fig and fig["median"] < figures[peer]["median"]):
+                    figures[peer] = fig
         base = figures.get(baseline, {}).get("median")
         for peer, fig in figures.items():
             row = {"case": case, "peer": peer, **fig}
@@ -174,6 +223,13 @@ def main(cases: Mapping[str, Mapping[str, Callable]], baseline: str, title: str 
     return rows
 
 
+def _check_names(parser: argparse.ArgumentParser, kind: str, asked: list | None, known) -> None:
+    """Stop with a usage error when ``--case``/``--peer`` names something the script does not have."""
+    unknown = sorted(set(asked or ()) - set(known))
+    if unknown:
+        parser.error(f"unknown {kind} {', '.join(map(repr, unknown))}; known: {', '.join(map(repr, known))}")
+
+
 def _format_extra(value: Any) -> str:
     if value is None:
         return ""
@@ -183,4 +239,4 @@ def _format_extra(value: Any) -> str:
 
 
 if __name__ == "__main__":
-    _child(*sys.argv[2:5], float(sys.argv[5]))
+    _child(*sys.argv[2:5], float(sys.argv[5]), *sys.argv[6:7])

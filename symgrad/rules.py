@@ -26,6 +26,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -83,18 +84,20 @@ def unbroadcast(grad: Any, shape: tuple) -> Any:
     if grad_shape == shape:
         return grad
     lead = len(grad_shape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and grad_shape[lead + i] != 1
-    )
-    grad = grad.sum(axis=axes, keepdims=True) if axes else grad
-    return grad.reshape(shape)
+    kept = tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad_shape[lead + i] != 1)
+    if kept:
+        grad = grad.sum(axis=kept, keepdims=True)
+    if lead:
+        grad = grad.sum(axis=tuple(range(lead)))       # a fresh array of the right shape: no view to copy
+    return grad if np.shape(grad) == shape else grad.reshape(shape)
 
 
 # --- helpers shared by several rules -------------------------------------------
 
 
 def _is_complex(x: Any) -> bool:
-    return np.iscomplexobj(x)
+    dtype = getattr(x, "dtype", None)           # np.iscomplexobj is a Python-level wrapper: too slow per op
+    return isinstance(x, complex) if dtype is None else dtype.kind == "c"
 
 
 def _real(x: Any) -> Any:
@@ -136,7 +139,7 @@ def _softmax(x: Any, axis: int = -1) -> Any:
 
 def _reduce(values: Any, reduction: str) -> Any:
     if reduction == "mean":
-        return values.mean()
+        return values.sum() / values.size         # as values.mean(), without its Python-level wrapper
     if reduction == "sum":
         return values.sum()
     if reduction == "none":
@@ -147,7 +150,7 @@ def _reduce(values: Any, reduction: str) -> Any:
 def _reduction_scale(g: Any, shape: tuple, reduction: str) -> Any:
     """The gradient of each element of a reduced loss, broadcast to ``shape``."""
     if reduction == "mean":
-        return g / max(int(np.prod(shape)), 1)
+        return g / max(math.prod(shape), 1)
     return g
 
 
@@ -350,12 +353,26 @@ defrule("mse_loss", lambda pred, target, reduction="mean": _reduce((pred - targe
 
 
 def _is_labels(target: Any) -> bool:
-    return np.issubdtype(np.asarray(target).dtype if not hasattr(target, "dtype") else target.dtype, np.integer)
+    return (target.dtype if hasattr(target, "dtype") else np.asarray(target).dtype).kind in "iu"
 
 
 def _picked(values: Any, labels: Any) -> Any:
     """values[..., labels] along the last axis, one entry per label."""
-    return backend.xp_of(values).take_along_axis(values, labels[..., None], axis=-1)[..., 0]
+    xp = backend.xp_of(values)
+    if values.ndim == 2:                  # (N, C): plain fancy indexing, much cheaper than take_along_axis
+        return values[xp.arange(values.shape[0]), labels]
+    return xp.take_along_axis(values, labels[..., None], axis=-1)[..., 0]
+
+
+def _minus_one_hot(p: Any, labels: Any) -> Any:
+    """p minus the one-hot encoding of ``labels`` along the last axis, in place; returns p."""
+    xp = backend.xp_of(p)
+    if p.ndim == 2:
+        p[xp.arange(p.shape[0]), labels] -= 1
+    else:
+        index = labels[..., None]
+        xp.put_along_axis(p, index, xp.take_along_axis(p, index, axis=-1) - 1, axis=-1)
+    return p
 
 
 def _cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
@@ -370,9 +387,7 @@ def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, reduction: st
     g = _reduction_scale(g, logits.shape[:-1], reduction)
     g = g[..., None] if np.ndim(g) else g
     if _is_labels(target):
-        onehot = backend.xp_of(p).zeros_like(p)
-        backend.xp_of(p).put_along_axis(onehot, target[..., None], 1, axis=-1)
-        return g * (p - onehot)
+        return g * _minus_one_hot(p, target)      # p is a fresh array of our own
     return g * (p * target.sum(axis=-1, keepdims=True) - target)
 
 

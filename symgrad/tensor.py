@@ -215,14 +215,14 @@ class Tensor:
             if self.data.size != 1:
                 raise RuntimeError(f"backward() without grad needs a one-element output; this tensor has shape "
                                    f"{self.shape}: pass grad= an array of that shape")
-            seed = xp.ones_like(self.data)
+            seed = xp.ones(self.data.shape, dtype=self.data.dtype)      # ones_like is a slower Python wrapper
         else:
-            seed = xp.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+            seed = xp.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
             if seed.shape != self.shape:
                 raise ValueError(f"backward(): grad has shape {seed.shape} but the tensor has shape {self.shape}")
         order = _reverse_topological_order(self)
         self._acc = seed
-        owned: set = set()
+        owned: set = {id(seed)}         # the caller's array may be the seed: a leaf copies it before keeping it
         try:
             for node in order:
                 g = node._acc
@@ -236,7 +236,7 @@ class Tensor:
                         continue
                 inputs, out, params = node._inputs, node.data, node._params
                 for vjp, arg in node._edges:
-                    gi = vjp(g, out, *inputs, **params)
+                    gi = vjp(g, out, *inputs, **params) if params else vjp(g, out, *inputs)
                     if gi.shape != arg.data.shape:
                         gi = unbroadcast(gi, arg.data.shape)
                     acc = arg._acc
@@ -329,7 +329,8 @@ def _accumulated(current: Any, g: Any, dtype: Any, owned: set) -> Any:
         g = current + g
     elif g.base is not None or id(g) in owned:
         g = g.copy()
-    g = backend.xp_of(g).asarray(g, dtype=dtype)      # also makes NumPy scalars 0-d arrays
+    if type(g) is not np.ndarray or g.dtype != dtype:
+        g = backend.xp_of(g).asarray(g, dtype=dtype)      # also makes NumPy scalars 0-d arrays
     owned.add(id(g))
     return g
 
@@ -379,27 +380,35 @@ def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
         array([3., 6.])
     """
     inputs = []
-    edges = []
-    for i, a in enumerate(args):
-        if type(a) is Tensor:
-            inputs.append(a.data)
+    edges = None
+    for a in args:
+        kind = type(a)
+        if kind is Tensor:
             if a.requires_grad:
-                edges.append(i)
+                vjp = partial(rule.vjps[0], len(inputs)) if rule.variadic else rule.vjps[len(inputs)]
+                if edges is None:
+                    edges = [(vjp, a)]
+                else:
+                    edges.append((vjp, a))
+            inputs.append(a.data)
         else:
-            inputs.append(a if type(a) is float or type(a) is int else _constant(a))
+            inputs.append(a if kind is float or kind is int else _constant(a))
     try:
         out = rule.forward(*inputs, **params)
     except ValueError as err:
         raise shape_error(rule, inputs, err) from None
-    t = _new_tensor(out if hasattr(out, "shape") else np.asarray(out))
-    if edges:
-        vjps = rule.vjps
-        if rule.variadic:
-            t._edges = [(partial(vjps[0], i), args[i]) for i in edges]
-        else:
-            t._edges = [(vjps[i], args[i]) for i in edges]
+    t = Tensor.__new__(Tensor)
+    t.data = out if type(out) is np.ndarray or hasattr(out, "shape") else np.asarray(out)
+    t.grad = t._acc = None
+    t._retain = False
+    t._seq = next(_counter)
+    if edges is None:
+        t.requires_grad = False
+        t._rule = t._args = t._inputs = t._params = t._edges = None
+    else:
         t.requires_grad = True
-        t._rule, t._args, t._inputs, t._params = rule, args, inputs, params
+        # a tuple of arrays and numbers, unlike a list, leaves the cyclic GC's watch after its first pass
+        t._rule, t._args, t._inputs, t._params, t._edges = rule, args, tuple(inputs), params, edges
     return t
 
 

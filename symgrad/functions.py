@@ -64,7 +64,7 @@ def call(name: str, *args: Any, **params: Any) -> Any:
             return getattr(ops, name)(*args, **params)
     inputs = [a if hasattr(a, "dtype") else np.asarray(a) for a in args]
     try:
-        return rule.forward(*inputs, **params)
+        return rule.run(*inputs, **params)[0]
     except ValueError as err:
         raise shape_error(rule, inputs, err) from None
 

@@ -10,7 +10,10 @@ flowing into the output ``out`` and the result is the gradient for that input,
 possibly still broadcast (the engine undoes broadcasting once, in
 :func:`unbroadcast`). ``None`` marks an input that is not differentiable (a
 condition, integer labels). A *variadic* rule (concatenate, stack) has a single
-VJP that also receives the position ``i`` of the input it differentiates.
+VJP that also receives the position ``i`` of the input it differentiates. A rule
+that *saves* returns ``(out, saved)`` from its forward, and ``saved`` (say the
+log-probabilities of cross-entropy) reaches its VJPs after the inputs, so that
+the backward pass does not compute it again.
 
 The forwards work on NumPy and CuPy arrays alike (ufuncs and array methods), and
 on complex arrays too, so that complex-step differentiation runs through every
@@ -27,6 +30,8 @@ Example:
 from __future__ import annotations
 
 import math
+import operator
+from functools import partial
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -40,26 +45,48 @@ class Rule:
     """One primitive: its name, its forward function and one VJP per input.
 
     Example:
-        >>> RULES["mul"].name
-        'mul'
+        >>> rule = RULES["mul"]
+        >>> rule.name, rule.run(2.0, 3.0)
+        ('mul', (6.0, (2.0, 3.0)))
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic")
+    __slots__ = ("name", "forward", "vjps", "saves")
 
-    def __init__(self, name: str, forward: Callable, vjps: tuple, variadic: bool = False):
+    def __init__(self, name: str, forward: Callable, vjps: tuple, variadic: bool = False, saves: bool = False):
         self.name = name
         self.forward = forward
-        self.vjps = vjps
-        self.variadic = variadic
+        self.vjps = _Positional(vjps[0]) if variadic else vjps
+        self.saves = saves
+
+    def run(self, *inputs: Any, **params: Any) -> tuple:
+        """``(out, vjp_inputs)``: the forward's result and the inputs its VJPs take after ``g, out``."""
+        out = self.forward(*inputs, **params)
+        if self.saves:
+            out, saved = out
+            return out, inputs + (saved,)
+        return out, inputs
 
     def __repr__(self) -> str:
         return f"Rule({self.name!r})"
 
 
+class _Positional:
+    """The VJPs of a variadic rule: ``vjps[i]`` is its one VJP with the position ``i`` bound."""
+
+    __slots__ = ("vjp",)
+
+    def __init__(self, vjp: Callable):
+        self.vjp = vjp
+
+    def __getitem__(self, i: int) -> Callable:
+        return partial(self.vjp, i)
+
+
 RULES: dict[str, Rule] = {}
 
 
-def defrule(name: str, forward: Callable, *vjps: Optional[Callable], variadic: bool = False) -> Rule:
+def defrule(name: str, forward: Callable, *vjps: Optional[Callable], variadic: bool = False,
+            saves: bool = False) -> Rule:
     """Declare a primitive: its forward and the VJP of each input, side by side.
 
     Example:
@@ -68,7 +95,7 @@ def defrule(name: str, forward: Callable, *vjps: Optional[Callable], variadic: b
         6.0
         >>> del RULES["square_demo"]
     """
-    rule = Rule(name, forward, vjps, variadic)
+    rule = Rule(name, forward, vjps, variadic, saves)
     RULES[name] = rule
     return rule
 
@@ -160,19 +187,19 @@ def _swap(x: Any) -> Any:
 
 # --- arithmetic -------------------------------------------------------------------
 
-defrule("add", lambda a, b: a + b,
+defrule("add", operator.add,
         lambda g, out, a, b: g,
         lambda g, out, a, b: g)
-defrule("sub", lambda a, b: a - b,
+defrule("sub", operator.sub,
         lambda g, out, a, b: g,
         lambda g, out, a, b: -g)
-defrule("mul", lambda a, b: a * b,
+defrule("mul", operator.mul,
         lambda g, out, a, b: g * b,
         lambda g, out, a, b: g * a)
-defrule("div", lambda a, b: a / b,
+defrule("div", operator.truediv,
         lambda g, out, a, b: g / b,
         lambda g, out, a, b: -g * out / b)
-defrule("neg", lambda a: -a,
+defrule("neg", operator.neg,
         lambda g, out, a: -g)
 
 
@@ -191,7 +218,7 @@ def _pow_base_vjp(g: Any, out: Any, a: Any, b: Any) -> Any:
     return g * np.where(nonzero, b * a ** np.where(nonzero, b - 1, 1), 0)
 
 
-defrule("pow", lambda a, b: a ** b, _pow_base_vjp, _pow_exponent_vjp)
+defrule("pow", operator.pow, _pow_base_vjp, _pow_exponent_vjp)
 
 
 def _matmul_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
@@ -212,7 +239,7 @@ def _matmul_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return _swap(a) @ g
 
 
-defrule("matmul", lambda a, b: a @ b, _matmul_vjp_a, _matmul_vjp_b)
+defrule("matmul", operator.matmul, _matmul_vjp_a, _matmul_vjp_b)
 
 
 def _maximum(a: Any, b: Any) -> Any:
@@ -267,7 +294,15 @@ def _abs(x: Any) -> Any:
 
 defrule("exp", np.exp, lambda g, out, x: g * out)
 defrule("log", np.log, lambda g, out, x: g / x)
-defrule("tanh", np.tanh, lambda g, out, x: g * (1 - out * out))
+def _tanh_vjp(g: Any, out: Any, x: Any) -> Any:
+    d = out * out                         # g * (1 - out**2), with a single temporary when d is an array
+    if type(d) is not np.ndarray or d.shape != np.shape(g) or d.dtype != g.dtype:
+        return g * (1 - d)
+    np.subtract(1, d, out=d)
+    return np.multiply(g, d, out=d)
+
+
+defrule("tanh", np.tanh, _tanh_vjp)
 defrule("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out))
 defrule("relu", _relu, lambda g, out, x: np.where(x > 0, g, 0))
 defrule("sin", np.sin, lambda g, out, x: g * np.cos(x))
@@ -375,15 +410,15 @@ def _minus_one_hot(p: Any, labels: Any) -> Any:
     return p
 
 
-def _cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
+def _cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> tuple:
     lsm = _log_softmax(logits, -1)
     if _is_labels(target):
-        return _reduce(-_picked(lsm, target), reduction)
-    return _reduce(-(target * lsm).sum(axis=-1), reduction)
+        return _reduce(-_picked(lsm, target), reduction), lsm
+    return _reduce(-(target * lsm).sum(axis=-1), reduction), lsm
 
 
-def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, reduction: str = "mean") -> Any:
-    p = _softmax(logits, -1)
+def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, reduction: str = "mean") -> Any:
+    p = np.exp(lsm)                       # the softmax, from the saved log-probabilities
     g = _reduction_scale(g, logits.shape[:-1], reduction)
     g = g[..., None] if np.ndim(g) else g
     if _is_labels(target):
@@ -392,6 +427,6 @@ def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, reduction: st
 
 
 defrule("cross_entropy", _cross_entropy, _cross_entropy_vjp,
-        lambda g, out, logits, target, reduction="mean":
-            -(g[..., None] if np.ndim(g) else g) * _reduction_scale(1.0, logits.shape[:-1], reduction)
-            * _log_softmax(logits, -1))
+        lambda g, out, logits, target, lsm, reduction="mean":
+            -(g[..., None] if np.ndim(g) else g) * _reduction_scale(1.0, logits.shape[:-1], reduction) * lsm,
+        saves=True)

@@ -17,7 +17,6 @@ Example:
 """
 from __future__ import annotations
 
-from functools import partial
 from itertools import count
 from operator import attrgetter
 from typing import Any, Optional, Sequence
@@ -68,7 +67,7 @@ class Tensor:
         array([2., 4.])
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_rule", "_args", "_inputs", "_params", "_edges", "_acc",
+    __slots__ = ("data", "grad", "requires_grad", "_rule", "_args", "_inputs", "_params", "_wanted", "_acc",
                  "_retain", "_seq", "__weakref__")
     __array_ufunc__ = None          # make NumPy defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -78,7 +77,7 @@ class Tensor:
         self.grad = None
         self.requires_grad = False
         self._rule = None
-        self._args = self._inputs = self._params = self._edges = self._acc = None
+        self._args = self._inputs = self._params = self._wanted = self._acc = None
         self._retain = False
         self._seq = next(_counter)
         if requires_grad:
@@ -235,14 +234,16 @@ class Tensor:
                     if rule is None:
                         continue
                 inputs, out, params = node._inputs, node.data, node._params
-                for vjp, arg in node._edges:
-                    gi = vjp(g, out, *inputs, **params) if params else vjp(g, out, *inputs)
+                args, vjps = node._args, rule.vjps
+                for i in node._wanted:
+                    arg = args[i]
+                    gi = vjps[i](g, out, *inputs, **params) if params else vjps[i](g, out, *inputs)
                     if gi.shape != arg.data.shape:
                         gi = unbroadcast(gi, arg.data.shape)
                     acc = arg._acc
                     arg._acc = gi if acc is None else acc + gi
                 if not retain_graph:      # free the buffers; keeping _rule marks the node as freed
-                    node._args = node._inputs = node._params = node._edges = None
+                    node._args = node._inputs = node._params = node._wanted = None
         except BaseException:
             for node in order:      # a failed pass must not leak partial gradients into the next one
                 node._acc = None
@@ -345,13 +346,15 @@ def _reverse_topological_order(root: Tensor) -> list:
     stack = [root]
     while stack:
         node = stack.pop()
-        edges = node._edges
-        if edges is None:
+        wanted = node._wanted
+        if wanted is None:
             if node._rule is not None:
                 raise RuntimeError("backward() through a graph that an earlier backward() already freed: "
                                    "pass retain_graph=True to the first call")
             continue
-        for _, parent in edges:
+        args = node._args
+        for i in wanted:
+            parent = args[i]
             if parent not in seen:
                 seen.add(parent)
                 stack.append(parent)
@@ -366,7 +369,7 @@ def _new_tensor(data: Any) -> Tensor:
     """A tensor around ``data`` with no graph (the fast constructor)."""
     t = Tensor.__new__(Tensor)
     t.data = data
-    t.grad = t._acc = t._rule = t._args = t._inputs = t._params = t._edges = None
+    t.grad = t._acc = t._rule = t._args = t._inputs = t._params = t._wanted = None
     t.requires_grad = t._retain = False
     t._seq = next(_counter)
     return t
@@ -375,21 +378,21 @@ def _new_tensor(data: Any) -> Tensor:
 def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
     """Run ``rule`` forward on tensors and constants, recording a node when needed.
 
+    A node keeps the rule, the arguments, their arrays and the positions of the
+    arguments that need a gradient (a tuple of ints, which Python's cyclic garbage
+    collector stops watching: recording stays cheap on long graphs).
+
     Example:
         >>> apply(RULES["mul"], tensor([1.0, 2.0]), 3.0).data
         array([3., 6.])
     """
     inputs = []
-    edges = None
+    wanted = None
     for a in args:
         kind = type(a)
         if kind is Tensor:
             if a.requires_grad:
-                vjp = partial(rule.vjps[0], len(inputs)) if rule.variadic else rule.vjps[len(inputs)]
-                if edges is None:
-                    edges = [(vjp, a)]
-                else:
-                    edges.append((vjp, a))
+                wanted = (len(inputs),) if wanted is None else wanted + (len(inputs),)
             inputs.append(a.data)
         else:
             inputs.append(a if kind is float or kind is int else _constant(a))
@@ -397,18 +400,13 @@ def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
         out = rule.forward(*inputs, **params)
     except ValueError as err:
         raise shape_error(rule, inputs, err) from None
-    t = Tensor.__new__(Tensor)
-    t.data = out if type(out) is np.ndarray or hasattr(out, "shape") else np.asarray(out)
-    t.grad = t._acc = None
-    t._retain = False
-    t._seq = next(_counter)
-    if edges is None:
-        t.requires_grad = False
-        t._rule = t._args = t._inputs = t._params = t._edges = None
-    else:
+    if rule.saves:
+        out, saved = out
+        inputs.append(saved)
+    t = _new_tensor(out if type(out) is np.ndarray or hasattr(out, "shape") else np.asarray(out))
+    if wanted is not None:
         t.requires_grad = True
-        # a tuple of arrays and numbers, unlike a list, leaves the cyclic GC's watch after its first pass
-        t._rule, t._args, t._inputs, t._params, t._edges = rule, args, tuple(inputs), params, edges
+        t._rule, t._args, t._inputs, t._params, t._wanted = rule, args, tuple(inputs), params, wanted
     return t
 
 
@@ -431,12 +429,15 @@ def apply2(rule: Rule, a: Any, b: Any) -> Tensor:
         out = rule.forward(x, y)
     except ValueError as err:
         raise shape_error(rule, (x, y), err) from None
-    t = _new_tensor(out if hasattr(out, "shape") else np.asarray(out))
+    t = Tensor.__new__(Tensor)              # _new_tensor, inlined on this hot path
+    t.data = out if type(out) is np.ndarray or hasattr(out, "shape") else np.asarray(out)
+    t.grad = t._acc = t._rule = t._args = t._inputs = t._params = t._wanted = None
+    t.requires_grad = t._retain = False
+    t._seq = next(_counter)
     if grad_a or grad_b:
-        vjp_a, vjp_b = rule.vjps
-        t._edges = (((vjp_a, a), (vjp_b, b)) if grad_b else ((vjp_a, a),)) if grad_a else ((vjp_b, b),)
         t.requires_grad = True
         t._rule, t._args, t._inputs, t._params = rule, (a, b), (x, y), _NO_PARAMS
+        t._wanted = ((0, 1) if grad_b else (0,)) if grad_a else (1,)
     return t
 
 

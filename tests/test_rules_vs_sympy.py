@@ -118,7 +118,7 @@ def _check_vjps(rule, form, symbols: list, values: list, params: dict, different
     """
     flat = [s for array in symbols for s in array.flat]
     numbers = [v for array in values[:len(symbols)] for v in np.asarray(array, dtype=float).flat]
-    out = rule.forward(*values, **params)
+    out, vjp_inputs = rule.run(*values, **params)
     expr = np.asarray(form(*symbols), dtype=object)
     evaluate = sympy.lambdify(flat, list(expr.flat), "numpy")
     np.testing.assert_allclose(np.reshape(evaluate(*numbers), np.shape(out)), out, rtol=1e-12, atol=1e-13)
@@ -127,7 +127,7 @@ def _check_vjps(rule, form, symbols: list, values: list, params: dict, different
     for i in differentiated:
         gradient = sympy.lambdify(flat, [sympy.diff(pairing, s) for s in symbols[i].flat], "numpy")
         expected = np.reshape(gradient(*numbers), symbols[i].shape)
-        got = rule.vjps[i](g, out, *values, **params)
+        got = rule.vjps[i](g, out, *vjp_inputs, **params)
         np.testing.assert_allclose(np.broadcast_to(got, expected.shape), expected, rtol=1e-11, atol=1e-12,
                                    err_msg=f"{rule.name}: input {i}")
 

@@ -39,12 +39,14 @@ def _guide(ax: Any, hs: np.ndarray, errors: np.ndarray, order: int, best_h: floa
     if abs(slope - order) > 0.35:
         return
     middle = log_h.mean()
-    level = np.mean(log_e - order * (log_h - middle)) + np.log10(3.0)     # through the curve, then just above it
+    lift = np.log10(3.0) if order > 0 else 1.0            # rounding noise scatters more: keep clear of it
+    level = np.mean(log_e - order * (log_h - middle)) + lift  # through the curve, then just above it
     span = np.array([log_h.min(), log_h.max()])
     line = 10 ** (level + order * (span - middle))
     ax.plot(10 ** span, line, ls="--", color="#444444", lw=1.4, zorder=2)
-    ax.annotate(minus(text), xy=(10 ** middle, 10 ** level), xytext=(-8, 8),
-                textcoords="offset points", ha="right", va="bottom", fontsize=12,
+    side = -1 if order > 0 else 1                         # the side of the line away from the curve
+    ax.annotate(minus(text), xy=(10 ** middle, 10 ** level), xytext=(8 * side, 8),
+                textcoords="offset points", ha="right" if side < 0 else "left", va="bottom", fontsize=12,
                 color="#222222", bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
 
 

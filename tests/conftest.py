@@ -15,8 +15,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import symgrad as sg
+
+# Timing belongs to bench/, not to the tests: no per-example deadline on a busy machine.
+settings.register_profile("symgrad", deadline=None)
+settings.load_profile("symgrad")
 
 
 def numeric_gradient(f: Callable[[np.ndarray], Any], x: Any, method: str = "complex") -> np.ndarray:

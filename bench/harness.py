@@ -217,9 +217,10 @@ def main(cases: Mapping[str, Mapping[str, Callable]], baseline: str, title: str 
             ratio = f"{fig['median'] / base:.2f}×" if base else "n/a"
             extra = "".join(f" {_format_extra(fig.get(c))} |" for c in columns)
             print(f"| {case} | {peer} | {_format_seconds(fig['median'])} | {ratio} |{extra}")
-    if args.json:
+    if args.json:                  # a script with several tables writes the rows of all of them
+        _WRITTEN.extend(rows)
         with open(args.json, "w") as out:
-            json.dump(rows, out, indent=2)
+            json.dump(_WRITTEN, out, indent=2)
     return rows
 
 
@@ -228,6 +229,9 @@ def _check_names(parser: argparse.ArgumentParser, kind: str, asked: list | None,
     unknown = sorted(set(asked or ()) - set(known))
     if unknown:
         parser.error(f"unknown {kind} {', '.join(map(repr, unknown))}; known: {', '.join(map(repr, known))}")
+
+
+_WRITTEN: list = []
 
 
 def _format_extra(value: Any) -> str:

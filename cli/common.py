@@ -15,6 +15,7 @@ import os
 from typing import Any, Callable, Optional
 
 import click
+import numpy as np
 
 
 METHODS = ("reverse", "symbolic", "finite_diff")
@@ -92,7 +93,7 @@ def guarded(action: Callable[[], Any]) -> Any:
         return action()
     except click.ClickException:
         raise
-    except (symgrad.ParseError, ValueError, TypeError, KeyError, ZeroDivisionError) as err:
+    except (symgrad.ParseError, ValueError, TypeError, KeyError, ZeroDivisionError, OverflowError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(message) from None
 
@@ -111,7 +112,13 @@ def echo_json(payload: Any) -> None:
 
 class OneLineErrors:
     """Mixin for click commands and groups: usage errors (a bad option value, a missing
-    argument, an unknown subcommand) become one line on stderr with exit code 2."""
+    argument, an unknown subcommand) become one line on stderr with exit code 2, and
+    NumPy's floating-point warnings are off while the command runs (an overflow or a
+    division by zero shows as inf or nan in what the command reports)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with np.errstate(all="ignore"):
+            return super().invoke(ctx)
 
     def parse_args(self, ctx: click.Context, args: list) -> list:
         try:
@@ -149,13 +156,7 @@ def loss_from_options(expression: str, at: Optional[str], wrt: Optional[str]) ->
     from symgrad.symbolic.parse import parse_function  # noqa: PLC0415
 
     f = guarded(lambda: parse_function(expression))
-    values = parse_assignments(at)
-    missing = [n for n in f.names if n not in values]
-    if missing:
-        raise InputError(f"no value for {', '.join(missing)}: give it with --at {missing[0]}=...")
-    unknown = [n for n in values if n not in f.names]
-    if unknown:
-        raise InputError(f"--at: {unknown[0]!r} does not appear in the expression")
+    values = guarded(lambda: f.assigned(parse_assignments(at), "--at"))
     weights = parse_names(wrt) or list(f.names)
     absent = [n for n in weights if n not in f.names]
     if absent:
@@ -219,4 +220,7 @@ def write_figure(build: Callable[[], Any], path: str) -> None:
         save_figure(figure, path)
     except OSError as err:
         raise InputError(f"cannot write {path!r}: {err.strerror or err}") from None
+    except (ValueError, OverflowError) as err:       # matplotlib could not lay the figure out
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"cannot draw {path!r}: {reason}") from None
     click.echo(f"wrote {path}", err=True)

@@ -57,6 +57,9 @@ def descend_command(expression: str, at: str, wrt: Optional[str], lr: float, ste
         echo_json({"expression": expression, **traj.to_dict()})
     else:
         click.echo(traj.to_table(every or max(1, steps // 20)))
+    if traj.notes:
+        more = f" (and {len(traj.notes) - 1} more steps at a kink)" if len(traj.notes) > 1 else ""
+        click.echo(f"note: {traj.notes[0]}{more}", err=True)
     if traj.stopped:
         click.echo(traj.stopped, err=True)
     if plot:

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 import symgrad as sg
 
-from .style import COLORS, minus, new_figure, slide_style
+from .style import COLORS, drawable_range, minus, new_figure, slide_style
 
 __all__ = ["derivative_figure"]
 
@@ -48,7 +48,7 @@ def derivative_figure(f: Callable, x0: float, xlim: Optional[Sequence[float]] = 
     if xlim is None:
         half = 1.2 * (abs(x0) + 1)
         xlim = (-half, half)
-    lo, hi = (float(v) for v in xlim)
+    lo, hi = drawable_range(*xlim, what=f"{variable} (the plotted interval)")
     if not lo < x0 < hi:
         raise ValueError(f"the point x = {x0:g} must lie inside the plotted range [{lo:g}, {hi:g}]")
     xs = np.linspace(lo, hi, samples)
@@ -60,9 +60,11 @@ def derivative_figure(f: Callable, x0: float, xlim: Optional[Sequence[float]] = 
     ax.plot(xs, ys, color=COLORS["f"], label=label or f"{name}({variable})")
     ax.plot(xs, slopes, color=COLORS["derivative"], ls="--", label=derivative_label or f"{name}′({variable})")
     finite = np.concatenate([ys[np.isfinite(ys)], slopes[np.isfinite(slopes)]])
+    if not finite.size:
+        raise ValueError(f"cannot draw {name} and its derivative: no value on [{lo:g}, {hi:g}] is finite")
     low, high = finite.min(), finite.max()
     pad = 0.08 * (high - low or 1.0)
-    ax.set_ylim(low - pad, high + pad)
+    ax.set_ylim(*drawable_range(low - pad, high + pad, f"the values of {name} and its derivative"))
     ax.set_xlim(lo, hi)
     ax.plot(xs, y0 + g0 * (xs - x0), color=COLORS["tangent"], ls=":", lw=2.6,
             label=minus(f"tangent at {variable} = {x0:g}, slope {g0:.4g}"))

@@ -153,7 +153,8 @@ def graph_figure(graph: Graph, title: Optional[str] = None) -> Figure:
                                     patchA=artists[a].get_bbox_patch(), patchB=artists[b].get_bbox_patch(),
                                     mutation_scale=16))
     heading = title if title is not None else graph.title or "Computational graph: forward values and gradients"
-    fig.text(0.5, 1 - 0.45 / height, minus(heading), ha="center", va="center", fontsize=16, fontweight="bold")
+    fig.text(0.5, 1 - 0.45 / height, minus(heading), ha="center", va="center", fontsize=16, fontweight="bold",
+             parse_math=False)                  # a title is plain text: "$" is a dollar sign, not mathtext
     if key:
         fig.text(0.5, (_BOTTOM + 0.1) / height, minus(key), ha="center", va="bottom", fontsize=_FONT,
                  color="#222222", wrap=True)

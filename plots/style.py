@@ -20,9 +20,11 @@ from typing import Any, Callable
 import matplotlib
 from matplotlib.figure import Figure
 
-__all__ = ["FORMATS", "COLORS", "new_figure", "save_figure", "slide_style", "minus"]
+__all__ = ["FORMATS", "COLORS", "LARGEST_DRAWN", "new_figure", "save_figure", "slide_style", "minus", "drawable_range"]
 
 FORMATS = (".png", ".svg", ".pdf")
+#: The largest magnitude an axis may reach: matplotlib's tick arithmetic overflows near the float maximum.
+LARGEST_DRAWN = 1e300
 
 # One color per role, the same in every figure (colour-blind safe, from Okabe & Ito).
 COLORS = {
@@ -118,3 +120,24 @@ def minus(text: str) -> str:
             (i == 0 or not text[i - 1].isalnum())
         out.append("−" if is_sign else ch)
     return "".join(out)
+
+
+def drawable_range(low: float, high: float, what: str) -> tuple:
+    """``(low, high)`` as floats if an axis can show them, else a one-line ValueError naming ``what``.
+
+    Both ends must be finite, within ±:data:`LARGEST_DRAWN`, and ``low < high``.
+
+    Example:
+        >>> drawable_range(-1, 2, "x")
+        (-1.0, 2.0)
+        >>> drawable_range(0, 1e308, "the values of w")
+        Traceback (most recent call last):
+        ...
+        ValueError: cannot draw the values of w: the range [0, 1e+308] goes beyond ±1e+300
+    """
+    low, high = float(low), float(high)
+    if not (abs(low) <= LARGEST_DRAWN and abs(high) <= LARGEST_DRAWN):
+        raise ValueError(f"cannot draw {what}: the range [{low:g}, {high:g}] goes beyond ±{LARGEST_DRAWN:g}")
+    if not low < high:
+        raise ValueError(f"cannot draw {what}: the range [{low:g}, {high:g}] is empty")
+    return low, high

@@ -28,7 +28,7 @@ import symgrad as sg
 from symgrad.descent import Trajectory
 
 from .curves import PALETTE, _check_runs, trajectory_label
-from .style import COLORS, minus, new_figure, slide_style
+from .style import COLORS, drawable_range, minus, new_figure, slide_style
 
 __all__ = ["surface_figure", "sources_figure", "surface_axes_names"]
 
@@ -64,10 +64,10 @@ def _extent(runs: Sequence[Trajectory], x: str, y: str) -> tuple:
         xs.append(t.path(x)[keep])
         ys.append(t.path(y)[keep])
     limits = []
-    for values in (np.concatenate(xs), np.concatenate(ys)):
+    for name, values in ((x, np.concatenate(xs)), (y, np.concatenate(ys))):
         lo, hi = float(values.min()), float(values.max())
         span = hi - lo if hi > lo else max(1.0, abs(lo))
-        limits.append((lo - 0.15 * span, hi + 0.15 * span))
+        limits.append(drawable_range(lo - 0.15 * span, hi + 0.15 * span, f"the values of {name}"))
     return tuple(limits)
 
 

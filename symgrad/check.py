@@ -9,7 +9,7 @@ verifies a hand-written backward pass (a vector-Jacobian product) on plain NumPy
 
 A method that does not apply to a function (SymPy cannot trace it, complex step
 on non-analytic code) is left out of the report with a note saying why; an entry
-on a kink is marked, not failed.
+on a kink passes when backprop lies between the one-sided slopes.
 
 Example:
     >>> import symgrad as sg
@@ -62,7 +62,8 @@ def check(f: Callable[..., Any], params: Mapping[str, Any], data: Optional[Mappi
     for method in methods:
         run.gradient(method, f, params, data)
     return judge(run.gradients, {name: np.shape(v) for name, v in params.items()}, rtol=rtol, atol=atol,
-                 dtype=dtype, fd_method=run.fd_method, value=value, kinks=run.kinks, timings=run.timings,
+                 dtype=_least_precise(dtype, *params.values()), fd_method=run.fd_method, value=value,
+                 kinks=run.kinks, one_sided=run.one_sided, smooth=run.smooth, timings=run.timings,
                  notes=run.notes, title=title)
 
 
@@ -157,8 +158,9 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any],
     for method in ("symbolic", "finite_diff") if exact else ("finite_diff",):
         run.gradient(method, inner, checked, others)
     run.gradients["backprop"], run.timings["backprop"] = tested, spent
-    return judge(run.gradients, {n: np.shape(v) for n, v in checked.items()}, rtol=rtol, atol=atol, dtype=dtype,
-                 fd_method=run.fd_method, value=value, kinks=run.kinks, notes=run.notes,
+    return judge(run.gradients, {n: np.shape(v) for n, v in checked.items()}, rtol=rtol, atol=atol,
+                 dtype=_least_precise(dtype, *checked.values()), fd_method=run.fd_method, value=value,
+                 kinks=run.kinks, one_sided=run.one_sided, smooth=run.smooth, notes=run.notes,
                  timings={m: run.timings[m] for m in METHODS if m in run.timings},
                  title=f"check_backward of {getattr(backward, '__name__', 'backward')} "
                        f"(grad_output of shape {out.shape})", labels={**TITLES, "backprop": "backward"})
@@ -173,13 +175,16 @@ class _NotApplicable(Exception):
 
 class _Methods:
     """Runs the methods one by one, collecting gradients, timings, kinks and notes (never raising for a method
-    that does not apply)."""
+    that does not apply). ``one_sided`` holds the (left, right) slopes at the kinks; ``smooth`` whether the
+    exact value comes from a loss without non-smooth functions."""
 
     def __init__(self, fd_method: str, h: Optional[float]):
         self.fd_method, self.h = fd_method, h
         self.gradients: dict = {}
         self.timings: dict = {}
         self.kinks: dict = {}
+        self.one_sided: dict = {}
+        self.smooth = False
         self.notes: list = []
 
     def gradient(self, method: str, f: Callable[..., Any], params: dict, data: dict) -> None:
@@ -187,9 +192,9 @@ class _Methods:
         start = time.perf_counter()
         try:
             if method == "symbolic":
-                self.gradients[method] = _exact_gradient(f, params, data, self.notes)
+                self.gradients[method], self.smooth = _exact_gradient(f, params, data, self.notes)
             elif method == "finite_diff":
-                self.gradients[method], self.kinks, self.fd_method = _fd_gradient(
+                self.gradients[method], self.kinks, self.one_sided, self.fd_method = _fd_gradient(
                     lambda **p: f(**p, **data), params, self.fd_method, self.h, self.notes)
             else:
                 self.gradients[method] = value_and_gradients(f, params, data)[1]
@@ -199,23 +204,25 @@ class _Methods:
         self.timings[method] = time.perf_counter() - start
 
 
-def _exact_gradient(f: Callable[..., Any], params: dict, data: dict, notes: list) -> dict:
-    """The exact gradient from SymPy's partial derivatives (see :mod:`symgrad.exact`), in float64."""
+def _exact_gradient(f: Callable[..., Any], params: dict, data: dict, notes: list) -> tuple:
+    """The exact gradient from SymPy's partial derivatives (see :mod:`symgrad.exact`), in float64, and whether
+    the loss is smooth."""
     try:
-        from .exact import exact_gradient  # noqa: PLC0415  (loads SymPy)
+        from .exact import exact_derivation  # noqa: PLC0415  (loads SymPy)
 
-        gradient, how = exact_gradient(f, params, data)
+        gradient, how, smooth = exact_derivation(f, params, data)
     except ImportError as err:
         raise _NotApplicable(f"the symbolic engine is not available ({err})") from None
     except Exception as err:  # noqa: BLE001  (any failure to trace means: no exact value, said in the report)
         raise _NotApplicable(f"SymPy cannot trace the function: {_first_line(err)}") from None
     if how != "derived whole":
         notes.append(f"exact value {how}")
-    return gradient
+    return gradient, smooth
 
 
 def _fd_gradient(f: Callable[..., Any], params: dict, fd_method: str, h: Optional[float], notes: list) -> tuple:
-    """Finite differences of ``f(**params)``: (gradient, kink masks, the scheme actually used).
+    """Finite differences of ``f(**params)``: (gradient, kink masks, (left, right) slopes at the kinks (NaN
+    elsewhere, shape ``(*shape, 2)``), the scheme actually used).
 
     Complex step needs code that carries the imaginary part through; where it
     does not (a TypeError from :func:`~symgrad.fd_gradient`), central differences
@@ -234,11 +241,26 @@ def _fd_gradient(f: Callable[..., Any], params: dict, fd_method: str, h: Optiona
         raise _NotApplicable(f"{fd_method} differences failed: {_first_line(err)}") from None
     gradient = {n: np.asarray(result.gradient[n], dtype=np.float64) for n in params}
     kinks = {n: np.isnan(g) for n, g in gradient.items()} if result.kinks else {}
+    one_sided = {}
+    for element, slopes in result.one_sided.items():
+        name, index = (element, ()) if element in params else _name_and_index(element)
+        one_sided.setdefault(name, np.full((*np.shape(params[name]), 2), np.nan))[index] = slopes
     if result.kinks:
         where = ", ".join(str(k) for k in result.kinks[:10]) + (" ..." if len(result.kinks) > 10 else "")
         notes.append(f"not differentiable at {where}: the one-sided differences disagree (a kink); "
-                     f"those entries are marked, not failed")
-    return gradient, kinks, fd_method
+                     f"those entries pass where backprop lies between the one-sided slopes")
+    return gradient, kinks, one_sided, fd_method
+
+
+def _name_and_index(element: str) -> tuple:
+    """``"w[0, 1]"`` -> ``("w", (0, 1))``: the weight and index of an element name of :func:`symgrad.fd_gradient`.
+
+    Example:
+        >>> _name_and_index("w[0, 1]")
+        ('w', (0, 1))
+    """
+    name, _, index = element.partition("[")
+    return name, tuple(int(i) for i in index.rstrip("]").split(","))
 
 
 # --- inputs -------------------------------------------------------------------------------------------------
@@ -290,6 +312,18 @@ def _loss_value(f: Callable[..., Any], params: dict, data: dict) -> tuple:
         raise TypeError(f"the loss must return a real number, not {array.dtype}")
     dtype = array.dtype if array.dtype.kind == "f" else np.dtype(np.float64)
     return float(array.reshape(())), dtype
+
+
+def _least_precise(dtype: np.dtype, *arrays: Any) -> np.dtype:
+    """The least precise float dtype among ``dtype`` (the loss's) and those of ``arrays`` (the weights'): finite
+    differences step by each weight's precision, so the tolerances follow the coarsest.
+
+    Example:
+        >>> _least_precise(np.dtype(np.float64), np.ones(2, np.float32), 1.0)
+        dtype('float32')
+    """
+    dtypes = [np.dtype(dtype)] + [np.asarray(a).dtype for a in arrays if np.asarray(a).dtype.kind == "f"]
+    return max(dtypes, key=lambda d: np.finfo(d).eps)
 
 
 def _named_inputs(forward: Callable[..., Any], inputs: Any) -> tuple:

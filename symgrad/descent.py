@@ -38,7 +38,8 @@ class Trajectory:
     ``params[k]`` and ``losses[k]`` are the weights after ``k`` updates and the loss on the
     whole data there (``params[0]`` is the start); ``grad_norms[k]`` is the norm of the
     gradient used for update ``k + 1`` (one entry fewer). ``stopped`` is None, or the
-    reason the descent ended before ``steps`` updates (the loss diverged).
+    reason the descent ended before ``steps`` updates (the loss diverged). ``notes`` says
+    where finite differences met a kink and took a subgradient instead.
 
     Example:
         >>> traj = descend(lambda x: x ** 2, {"x": 5.0}, lr=0.1, steps=2)
@@ -54,6 +55,7 @@ class Trajectory:
     lr: float = 0.1
     stopped: Optional[str] = None
     names: tuple = field(default=())
+    notes: list = field(default_factory=list)
 
     @property
     def steps(self) -> int:
@@ -102,6 +104,7 @@ class Trajectory:
             "params": [{k: np.asarray(v).tolist() for k, v in p.items()} for p in self.params],
             "losses": [float(v) for v in self.losses],
             "grad_norms": [float(v) for v in self.grad_norms],
+            "notes": list(self.notes),
         }
 
     def to_table(self, every: int = 1) -> str:
@@ -174,10 +177,12 @@ def descend(f: Callable, params: Mapping[str, Any], data: Optional[Mapping[str, 
     value = _loss(f, current, data)
     if not math.isfinite(value):
         raise ValueError(f"descend: the loss at the starting point is {value}; start where it is finite")
-    path, losses, norms, stopped = [current], [value], [], None
+    path, losses, norms, stopped, notes = [current], [value], [], None, []
     for k in range(1, steps + 1):
         batch = next(batches)
-        grads = {name: _like(g, current[name]) for name, g in gradient(current, batch).items()}
+        raw, kinks = gradient(current, batch)
+        notes.extend(f"step {k}: {kink}" for kink in kinks)
+        grads = {name: _like(g, current[name]) for name, g in raw.items()}
         with np.errstate(all="ignore"):
             norm = math.sqrt(sum(float(np.sum(np.square(g))) for g in grads.values()))
         candidate = {name: _like(update(name, np.asarray(current[name], dtype=float), grads[name], k), current[name])
@@ -193,7 +198,7 @@ def descend(f: Callable, params: Mapping[str, Any], data: Optional[Mapping[str, 
         norms.append(norm)
         current = candidate
     return Trajectory(params=path, losses=np.array(losses), grad_norms=np.array(norms), method=method,
-                      optimizer=optimizer, lr=lr, stopped=stopped, names=tuple(start))
+                      optimizer=optimizer, lr=lr, stopped=stopped, names=tuple(start), notes=notes)
 
 
 # --- inputs ------------------------------------------------------------------------------
@@ -291,18 +296,16 @@ def _like(value: Any, template: Any) -> Any:
 
 
 def _gradient_source(f: Callable, method: str, fd_method: str, h: Optional[float]) -> Callable:
-    """A function ``(params, batch) -> {name: gradient}`` for the chosen method."""
+    """A function ``(params, batch) -> ({name: gradient}, [notes on kinks])`` for the chosen method."""
     if method == "reverse":
-        def reverse(params: dict, batch: dict) -> dict:
+        def reverse(params: dict, batch: dict) -> tuple:
             with np.errstate(all="ignore"):
-                return value_and_gradients(f, params, batch)[1]
+                return value_and_gradients(f, params, batch)[1], []
         return reverse
     if method == "finite_diff":
-        from .finite_diff import fd_gradient  # noqa: PLC0415
-
-        def finite_diff(params: dict, batch: dict) -> dict:
+        def finite_diff(params: dict, batch: dict) -> tuple:
             with np.errstate(all="ignore"):
-                return fd_gradient(lambda **p: f(**p, **batch), params, method=fd_method, h=h)
+                return _fd_subgradient(lambda **p: f(**p, **batch), params, fd_method, h)
         return finite_diff
     from .symbolic.derive import derive  # noqa: PLC0415  (loads SymPy)
 
@@ -314,8 +317,52 @@ def _gradient_source(f: Callable, method: str, fd_method: str, h: Optional[float
             shapes = {name: np.shape(v) for name, v in {**params, **batch}.items()}
             compiled[key] = derive(f, wrt=list(params), shapes=shapes).compile()
         with np.errstate(all="ignore"):
-            return compiled[key](**params, **batch)
+            return compiled[key](**params, **batch), []
     return symbolic
+
+
+def _fd_subgradient(f: Callable, params: dict, fd_method: str, h: Optional[float]) -> tuple:
+    """The finite-difference gradient of ``f`` at ``params``, and a note for each kink met.
+
+    Where f has a kink (the one-sided slopes disagree, so :func:`~symgrad.fd_gradient` gives
+    NaN there) the entry is the average of the two one-sided slopes, a subgradient of a
+    convex kink such as ``abs`` or ``relu`` (0 for ``abs`` at 0).
+
+    Example:
+        >>> import symgrad as sg
+        >>> _fd_subgradient(lambda w: sg.abs(w), {"w": 0.0}, "central", None)
+        ({'w': 0.0}, ['w is at a kink of the loss (one-sided slopes -1 and 1): used their average 0'])
+    """
+    from .finite_diff import default_step, fd_gradient  # noqa: PLC0415
+
+    result = fd_gradient(f, params, method=fd_method, h=h, full_output=True)
+    grads = {name: np.array(g, dtype=float) for name, g in result.gradient.items()}
+    steps = default_step(params, "forward")
+    f0 = float(np.real(_value(f(**params))))
+    notes = []
+    for name in params:
+        for index in (tuple(int(i) for i in row) for row in np.argwhere(np.isnan(grads[name]))):
+            step = float(np.asarray(steps[name])[index])
+            right = _shifted(f, params, name, index, step)
+            left = _shifted(f, params, name, index, -step)
+            slopes = ((right - f0) / step, (f0 - left) / step)
+            grads[name][index] = (slopes[0] + slopes[1]) / 2
+            element = name + (f"[{', '.join(map(str, index))}]" if index else "")
+            notes.append(f"{element} is at a kink of the loss (one-sided slopes {slopes[1]:.6g} and "
+                         f"{slopes[0]:.6g}): used their average {float(grads[name][index]):.6g}")
+    return {name: float(g) if g.ndim == 0 else g for name, g in grads.items()}, notes
+
+
+def _value(out: Any) -> Any:
+    return out.numpy() if isinstance(out, Tensor) else out
+
+
+def _shifted(f: Callable, params: dict, name: str, index: tuple, delta: float) -> float:
+    """f with element ``index`` of param ``name`` moved by ``delta``."""
+    moved = np.array(params[name], dtype=float)
+    moved[index] += delta
+    value = f(**{**params, name: float(moved) if moved.ndim == 0 else moved})
+    return float(np.real(_value(value)))
 
 
 def _updater(optimizer: str, lr: float, momentum: float, betas: tuple, eps: float) -> Callable:

@@ -4,7 +4,9 @@ A loss over many samples is usually the mean (or the sum) of one per-sample
 loss over the leading axis of its data. SymPy then does not need the whole
 batch, with one copy of the model per sample: :func:`exact_gradient` derives the
 loss of a single sample, proves (symbolically, on two samples) that the batch
-loss is the mean or the sum of it, and evaluates the compiled per-sample
+loss is the mean or the sum of it, confirms that numerically on the whole data
+(at the point and at a second, perturbed one: a loss may use only some of the
+samples, which two samples cannot reveal), and evaluates the compiled per-sample
 partials over all the samples at once. Any other loss is derived whole.
 
 Example:
@@ -22,13 +24,31 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import numpy as np
 
-__all__ = ["exact_gradient"]
+__all__ = ["exact_gradient", "exact_derivation", "Exact"]
 
 MIN_SAMPLES = 3        # below this, deriving the whole batch costs no more than the separability proof
+AGREEMENT = 1e-8       # per-sample total and batch loss this close (relatively) agree up to rounding
+
+
+class Exact(NamedTuple):
+    """What :func:`exact_derivation` returns: the gradient, how it was derived, and whether the loss is smooth.
+
+    ``smooth`` is True when the derived expression holds no non-smooth function
+    (abs, max, min, a piecewise form, a step...): the exact gradient then holds
+    wherever it is finite, even where finite differences see a kink.
+
+    Example:
+        >>> Exact({"w": np.array(1.0)}, "derived whole", True).smooth
+        True
+    """
+
+    gradient: dict
+    how: str
+    smooth: bool
 
 
 def exact_gradient(f: Callable[..., Any], params: Mapping[str, Any], data: Mapping[str, Any]) -> tuple:
@@ -41,21 +61,52 @@ def exact_gradient(f: Callable[..., Any], params: Mapping[str, Any], data: Mappi
         >>> exact_gradient(lambda w, x: (w * x) ** 2, {"w": 3.0}, {"x": 2.0})
         ({'w': array(24.)}, 'derived whole')
     """
-    from .symbolic.derive import derive  # noqa: PLC0415  (loads SymPy)
+    return tuple(exact_derivation(f, params, data)[:2])
+
+
+def exact_derivation(f: Callable[..., Any], params: Mapping[str, Any], data: Mapping[str, Any]) -> Exact:
+    """The exact gradient of :func:`exact_gradient`, with whether the derived loss is smooth (see :class:`Exact`).
+
+    Example:
+        >>> import symgrad as sg
+        >>> exact_derivation(lambda w: sg.abs(w) + w ** 2, {"w": 1.0}, {})
+        Exact(gradient={'w': array(3.)}, how='derived whole', smooth=False)
+        >>> exact_derivation(lambda w: sg.sqrt(w * w + 1e-18), {"w": 1e-9}, {}).smooth
+        True
+    """
+    import sympy  # noqa: PLC0415  (loads SymPy)
+
+    from .symbolic.derive import derive  # noqa: PLC0415
 
     values = {n: np.asarray(v, dtype=np.float64) for n, v in params.items()}
     shapes = {n: v.shape for n, v in values.items()}
     per_sample = _per_sample(f, shapes, dict(data), derive)
+    if per_sample is not None and not _sums_to_loss(f, values, dict(data), *per_sample):
+        per_sample = None
     if per_sample is None:
-        gradient = derive(f, wrt=list(params), shapes=shapes, data=dict(data)).compile()(**values)
+        derivatives = derive(f, wrt=list(params), shapes=shapes, data=dict(data))
+        gradient = derivatives.compile()(**values)
         how = "derived whole"
     else:
-        one, reduction, batched = per_sample
-        gradient = one.compile(reduction)(**values, **{n: np.asarray(data[n])[:, None] for n in batched})
+        derivatives, reduction, batched = per_sample
+        gradient = derivatives.compile(reduction)(**values, **{n: np.asarray(data[n])[:, None] for n in batched})
         count = len(data[batched[0]])
         how = (f"derived for one sample and {'averaged' if reduction == 'mean' else 'summed'} over the "
                f"{count} samples of {', '.join(batched)}")
-    return {n: np.asarray(gradient[n], dtype=np.float64).reshape(shapes[n]) for n in params}, how
+    smooth = not derivatives.expr.has(*_non_smooth(sympy))
+    return Exact({n: np.asarray(gradient[n], dtype=np.float64).reshape(shapes[n]) for n in params}, how, smooth)
+
+
+def _non_smooth(sympy: Any) -> tuple:
+    """The SymPy functions whose derivative jumps somewhere (SymPy is passed in: it loads lazily).
+
+    Example:
+        >>> import sympy
+        >>> sympy.Abs in _non_smooth(sympy)
+        True
+    """
+    return (sympy.Abs, sympy.Max, sympy.Min, sympy.Piecewise, sympy.Heaviside, sympy.sign, sympy.floor,
+            sympy.ceiling, sympy.DiracDelta)
 
 
 def _per_sample(f: Callable[..., Any], shapes: dict, data: dict, derive: Callable) -> Optional[tuple]:
@@ -84,7 +135,7 @@ def _per_sample(f: Callable[..., Any], shapes: dict, data: dict, derive: Callabl
 
     try:
         one, two = derived(1), derived(2)
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001  (a loss that indexes samples or divides by their count: derive it whole)
         return None
     second = {}
     for name in batched:
@@ -97,3 +148,46 @@ def _per_sample(f: Callable[..., Any], shapes: dict, data: dict, derive: Callabl
         if difference == 0 or sympy.expand(difference) == 0:
             return one, reduction, batched
     return None
+
+
+def _sums_to_loss(f: Callable[..., Any], values: dict, data: dict, one: Any, reduction: str, batched: list) -> bool:
+    """Whether the mean (or sum) of the per-sample loss over all the samples is ``f(**values, **data)``, at
+    ``values`` and at a perturbed point, up to rounding.
+
+    Example:
+        >>> from symgrad.symbolic.derive import derive
+        >>> x = np.arange(1.0, 6.0)
+        >>> one = derive(lambda w, x: (w * x) ** 2, wrt=["w"], shapes={"w": (), "x": (1,)})
+        >>> _sums_to_loss(lambda w, x: np.mean((w * x) ** 2), {"w": np.float64(2.0)}, {"x": x}, one, "mean", ["x"])
+        True
+        >>> _sums_to_loss(lambda w, x: np.mean((w * x[:2]) ** 2), {"w": np.float64(2.0)}, {"x": x}, one, "mean",
+        ...               ["x"])
+        False
+    """
+    import sympy  # noqa: PLC0415
+
+    from .symbolic.derive import element_name  # noqa: PLC0415
+
+    symbols, arguments = [], []
+    for name, value in values.items():
+        for index in np.ndindex(value.shape):
+            symbols.append(sympy.Symbol(element_name(name, index), real=True))
+            arguments.append(lambda point, name=name, index=index: point[name][index])
+    for name in batched:
+        column = np.asarray(data[name], dtype=np.float64)
+        for index in np.ndindex(column.shape[1:]):
+            symbols.append(sympy.Symbol(element_name(name, (0, *index)), real=True))
+            arguments.append(lambda point, column=column, index=index: column[(slice(None), *index)])
+    per_sample = sympy.lambdify(symbols, one.expr, "numpy")
+    count = len(data[batched[0]])
+    rng = np.random.default_rng(0)
+    shifted = {n: v + (0.1 + 0.1 * np.abs(v)) * rng.uniform(0.5, 1.0, v.shape) for n, v in values.items()}
+    for point in (values, shifted):
+        samples = np.broadcast_to(np.asarray(per_sample(*(a(point) for a in arguments)), dtype=np.float64), (count,))
+        total = samples.mean() if reduction == "mean" else samples.sum()
+        with np.errstate(all="ignore"):
+            loss = float(np.asarray(f(**point, **data)).reshape(()))
+        size = np.abs(samples).mean() if reduction == "mean" else np.abs(samples).sum()
+        if not abs(total - loss) <= AGREEMENT * (abs(loss) + size):
+            return False
+    return True

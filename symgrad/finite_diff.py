@@ -22,8 +22,8 @@ operations and reductions, else as dense chunks of 128 KiB (f's temporaries stay
 cache). Otherwise f is called once per point.
 
 Kinks. At a point where f is not differentiable (relu, abs, max at a tie) the one-sided
-slopes disagree. Each element whose slopes differ by more than 0.1 % (beyond rounding) is
-re-examined at h/4. At a kink at x each side's slope stays put, while a smooth f's slopes
+slopes disagree. Each element whose slopes differ by more than rounding in f can explain is
+re-examined at h/4 (however small the change of slope: x + 1e-4 * relu(x) has a kink too). At a kink at x each side's slope stays put, while a smooth f's slopes
 move by 3/8 of their gap; when the slopes at h/4 agree with each other and with one side's
 slope at h, the other side stepped over a kink (reported when the gap is over 10 %, as the
 estimate would be wrong too). Kinks are reported (NaN in the gradient and ``.kinks``)
@@ -56,7 +56,6 @@ METHODS = ("forward", "backward", "central", "complex", "richardson")
 
 _STEP_EXPONENTS = {"forward": 1 / 2, "backward": 1 / 2, "central": 1 / 3, "richardson": 1 / 7, "complex": 2.0}
 _RICHARDSON_LEVELS = 3          # central differences at h, h/2, h/4
-_KINK_RTOL = 1e-3               # one-sided slopes further apart than this (relatively) are examined
 _KINK_REFINE = 4                # ... again at h / 4, where a smooth f's gap shrinks fourfold
 _STRADDLE_RTOL = 0.1            # a gap that vanishes at h / 4 is a straddled kink if it was this large
 _NOISE = 64                     # rounding in f taken as _NOISE * eps * |f| when telling kinks from noise
@@ -95,13 +94,18 @@ class FDResult:
     with x's structure, or the scalar given); ``error`` an error estimate with x's structure
     (Richardson) or None; ``kinks`` the elements where f is not differentiable;
     ``evaluations`` the number of points at which f was evaluated; ``batching`` how:
-    "none" (one call per point), "dense" or "structured" (batches of points).
+    "none" (one call per point), "dense" or "structured" (batches of points); ``one_sided`` maps
+    each kink of ``kinks`` to its ``(left, right)`` slopes, the backward and forward differences
+    (every subgradient lies between them).
 
     Example:
         >>> import symgrad as sg
         >>> r = sg.fd_gradient(lambda x: x ** 2, 3.0, method="forward", full_output=True)
         >>> r.method, r.step == 2.0 ** -26 * 4, round(r.gradient, 6)
         ('forward', True, 6.0)
+        >>> k = sg.fd_gradient(sg.abs, 0.0, full_output=True)
+        >>> k.kinks, k.one_sided
+        ([()], {(): (-1.0, 1.0)})
     """
 
     gradient: Any
@@ -111,6 +115,7 @@ class FDResult:
     kinks: list = field(default_factory=list)
     evaluations: int = 0
     batching: str = "none"
+    one_sided: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -192,6 +197,9 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
         error=None if error is None else layout.structure(np.where(kinks, np.nan, error)),
         kinks=[layout.element(i) for i in np.flatnonzero(kinks)],
         evaluations=ev.evaluations, batching=ev.modes.get(method == "complex", "none"),
+        one_sided={layout.element(i): (float((ev.f0 - sides[1][i]) / kink_steps[i]),
+                                       float((sides[0][i] - ev.f0) / kink_steps[i]))
+                   for i in np.flatnonzero(kinks).tolist()},
     )
 
 
@@ -497,15 +505,17 @@ class _Evaluator:
         return _PROBE_STEP * np.where(self.layout.flat == 0, _PROBE_STEP, np.abs(self.layout.flat))
 
     def _batch_probe(self) -> bool:
-        """Whether f maps two points stacked on a leading axis to their two values.
-        With batched=True, a clear error when it does not."""
+        """Whether f maps a few points stacked on a leading axis to their values (as many points as no axis of
+        x has, so that f cannot mistake the batch axis for one of its own). With batched=True, a clear error
+        when it does not."""
         rng = np.random.default_rng(0)
-        flat = self.layout.flat + self._probe_offsets() * rng.uniform(0.5, 1.0, (2, self.layout.n))
+        count = _probe_count({n for array in self.layout.arrays for n in (*array.shape, array.size)})
+        flat = self.layout.flat + self._probe_offsets() * rng.uniform(0.5, 1.0, (count, self.layout.n))
         points = self.layout.split(flat)
         try:
             with _quiet():
-                each = np.array([self.single([p[k] for p in points], False) for k in range(2)])
-                together = self.batch_call(points, 2, False)
+                each = np.array([self.single([p[k] for p in points], False) for k in range(count)])
+                together = self.batch_call(points, count, False)
         except Exception as err:  # noqa: BLE001  (whatever f raises, it does not take this batch)
             problem = f"{type(err).__name__}: {_first_line(err)}"
         else:
@@ -545,6 +555,19 @@ class _Evaluator:
                             f"f({self.layout.label(0)} + {step:.3g}j) raised {type(err).__name__}: "
                             f"{_first_line(err)}") from None
         _output(value, (), True)
+
+
+def _probe_count(sizes: set) -> int:
+    """The smallest prime of at least 3 that is none of ``sizes`` (the batch size of the batching probe).
+
+    Example:
+        >>> _probe_count({2, 3, 4}), _probe_count({5, 10})
+        (5, 3)
+    """
+    count = 3
+    while count in sizes or any(count % p == 0 for p in range(3, int(count ** 0.5) + 1, 2)):
+        count += 2
+    return count
 
 
 def _output(value: Any, shape: tuple, complex_rows: bool) -> np.ndarray:
@@ -664,7 +687,7 @@ def _kinks(ev: _Evaluator, fp: np.ndarray, fm: np.ndarray, h: np.ndarray,
     forward, backward, noise = _slopes(ev.f0, fp, fm, h, ev.layout.eps)
     with np.errstate(invalid="ignore"):
         gap = np.abs(forward - backward)
-        suspects = np.flatnonzero(gap > _KINK_RTOL * np.maximum(np.abs(forward), np.abs(backward)) + noise)
+        suspects = np.flatnonzero(gap > noise)
     kinks = np.zeros(ev.layout.n, bool)
     if suspects.size:
         fine = h[suspects] / _KINK_REFINE

@@ -165,12 +165,20 @@ def concatenate(arrays: Sequence[Any], axis: Optional[int] = 0) -> Any:
     """Join arrays along an existing axis (None: flattened first, as NumPy does).
 
     Example: ``sg.concatenate([[1.0], [2.0]])`` is [1., 2.]."""
-    return call("concatenate", *arrays, axis=axis)
+    return call("concatenate", *_some("concatenate", arrays), axis=axis)
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     """Join arrays along a new axis. Example: ``sg.stack([[1.0], [2.0]]).shape`` is (2, 1)."""
-    return call("stack", *arrays, axis=axis)
+    return call("stack", *_some("stack", arrays), axis=axis)
+
+
+def _some(name: str, arrays: Sequence[Any]) -> list:
+    """The arrays to join, as a list; ValueError if there is none (NumPy's own error would not say so)."""
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError(f"{name}: needs at least one array")
+    return arrays
 
 
 def softmax(x: Any, axis: int = -1) -> Any:

@@ -232,13 +232,7 @@ class Graph:
         from .symbolic.parse import parse_function  # noqa: PLC0415  (loads SymPy)
 
         f = parse_function(text)
-        missing = [n for n in f.names if n not in values]
-        if missing:
-            raise ValueError(f"no value for {', '.join(missing)}")
-        extra = [n for n in values if n not in f.names]
-        if extra:
-            raise ValueError(f"{', '.join(extra)} does not appear in the expression {text!r}")
-        return cls.from_function(f, {n: values[n] for n in f.names}, output=output, title=title)
+        return cls.from_function(f, f.assigned(values), output=output, title=title)
 
 
 def _floats(name: str, value: Any) -> np.ndarray:

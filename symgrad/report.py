@@ -5,8 +5,10 @@ finite differences, backpropagation or a hand-written backward) and returns a
 :class:`CheckReport`. The exact value is the reference where it exists; without it
 finite differences are. An entry agrees when ``|value - reference| <= atol +
 rtol * |reference|``, with ``rtol``/``atol`` taken from the dtype and the
-finite-difference scheme unless given (see :func:`default_tolerances`). With three
-values the verdict says which side is wrong:
+finite-difference scheme unless given (see :func:`default_tolerances`); backprop
+against the exact value involves no finite differences, so it gets the tight
+"no finite differences" tolerances, scaled by its own weight's gradient. With
+three values the verdict says which side is wrong:
 
 =================  ==========================================================
 verdict            meaning
@@ -18,7 +20,10 @@ model differs      exact differs, backprop ≈ finite differences: the symbolic
                    model is not the code
 all differ         no two methods agree
 disagree           two methods only, and they differ
-kink               not differentiable here (one-sided differences disagree)
+kink               not differentiable here, and backprop lies between the
+                   one-sided slopes (a subgradient)
+backprop off kink  not differentiable here, and backprop lies outside the
+                   one-sided slopes (no subgradient)
 unchecked          fewer than two methods gave a value
 wrong shape        the tested gradient does not have the weight's shape
 =================  ==========================================================
@@ -52,8 +57,9 @@ VERDICTS = {
     "fd off": "finite differences differ while exact ≈ {bp}: a step-size or rounding problem, not a bug",
     "model differs": "exact differs while {bp} ≈ finite differences: the symbolic model is not what the code computes",
     "all differ": "no two methods agree",
-    "disagree": "the two methods that apply differ (no exact value to tell which one is wrong)",
-    "kink": "not differentiable here: one-sided differences disagree ({bp} returns one subgradient)",
+    "disagree": "the two methods that apply differ (no third value to tell which one is wrong)",
+    "kink": "not differentiable here: one-sided differences disagree ({bp} lies between them, a subgradient)",
+    "backprop off kink": "not differentiable here, and {bp} lies outside the one-sided slopes: not a subgradient",
     "unchecked": "fewer than two methods gave a value: nothing to compare",
     "wrong shape": "the {bp} gradient does not have the shape of its input",
 }
@@ -64,13 +70,16 @@ SCHEMES = {"forward": "forward differences", "backward": "backward differences",
 # (rtol, atol per unit of scale) by finite-difference scheme, for float64 and for float32, where the scale is
 # |loss| + the largest |gradient| entry. Central differences in float64 err by about eps**(2/3) ~ 4e-11 of that
 # scale; one-sided ones by sqrt(eps) ~ 1.5e-8; in float32 by ~2e-5 and ~3e-4. The tolerances leave a margin of
-# 10-100 above those errors, and a scaled loss gets the same verdicts.
+# 10-100 above those errors, and a scaled loss gets the same verdicts. Backprop against the exact value uses the
+# None row with the largest |exact gradient| of its own weight as scale, plus the rounding _ROUNDING·eps·(|L| +
+# max|gradient|) of a backward pass whose gradient cancels to about 0.
 _TOLERANCES = {
     "float64": {"forward": (1e-4, 1e-6), "backward": (1e-4, 1e-6), "central": (1e-6, 1e-8),
                 "richardson": (1e-7, 1e-9), "complex": (1e-9, 1e-11), None: (1e-9, 1e-11)},
     "float32": {"forward": (5e-2, 1e-2), "backward": (5e-2, 1e-2), "central": (1e-2, 1e-3),
                 "richardson": (1e-2, 1e-3), "complex": (1e-4, 1e-5), None: (1e-4, 1e-5)},
 }
+_ROUNDING = 256
 
 
 def default_tolerances(dtype: Any, fd_method: Optional[str] = "central", scale: float = 1.0) -> tuple:
@@ -104,9 +113,13 @@ class Row(NamedTuple):
     that divided by ``|reference|``; the reference itself (``reference``) has no
     entry. A value is None where its method did not apply.
 
+    ``tolerance`` bounds the errors that involve finite differences;
+    ``exact_tolerance`` (None unless compared) bounds backprop against the exact
+    value, with no finite-difference error in it.
+
     Example:
         >>> r = Row("w", (1,), 2.0, 2.0, 3.0, {"finite_diff": 0.0, "backprop": 1.0},
-        ...         {"finite_diff": 0.0, "backprop": 0.5}, 2e-6, "backprop wrong", "symbolic")
+        ...         {"finite_diff": 0.0, "backprop": 0.5}, 2e-6, "backprop wrong", "symbolic", 2e-9)
         >>> r.element, r.ok
         ('w[1]', False)
     """
@@ -121,6 +134,7 @@ class Row(NamedTuple):
     tolerance: float
     verdict: str
     reference: Optional[str]
+    exact_tolerance: Optional[float] = None
 
     @property
     def element(self) -> str:
@@ -142,7 +156,8 @@ class Row(NamedTuple):
                 **{m: _json_number(self.value(m)) for m in METHODS},
                 "abs_error": {m: _json_number(e) for m, e in self.abs_error.items()},
                 "rel_error": {m: _json_number(e) for m, e in self.rel_error.items()},
-                "tolerance": _json_number(self.tolerance), "verdict": self.verdict, "reference": self.reference}
+                "tolerance": _json_number(self.tolerance), "exact_tolerance": _json_number(self.exact_tolerance),
+                "verdict": self.verdict, "reference": self.reference}
 
 
 @dataclass
@@ -171,6 +186,7 @@ class CheckReport:
     title: str = ""
     labels: dict = field(default_factory=lambda: dict(TITLES))
     atol_rule: str = ""
+    exact_rule: str = ""
 
     @property
     def ok(self) -> bool:
@@ -235,19 +251,28 @@ class CheckReport:
         reference = {"symbolic": "the exact value (SymPy)", "finite_diff": "finite differences", None: "nothing"}
         scheme = f", {SCHEMES.get(self.fd_method, self.fd_method)}" if self.fd_method else ""
         rule = f" = {self.atol_rule}" if self.atol_rule else ""
+        exact = f"; {self.labels['backprop']} against the exact value: {self.exact_rule}" if self.exact_rule else ""
         return (f"judged against {reference[self.reference]}: |error| <= atol + rtol·|reference|, "
-                f"rtol={self.rtol:.3g}, atol={self.atol:.3g}{rule} ({self.dtype}{scheme})")
+                f"rtol={self.rtol:.3g}, atol={self.atol:.3g}{rule} ({self.dtype}{scheme}){exact}")
 
     def footer(self) -> list:
         """The lines below the table: what each verdict that occurs means, then the notes."""
         tested = self.labels["backprop"]
         present = {r.verdict for r in self.rows}
         lines = [f"{v.replace('backprop', tested)}: {meaning.format(bp=tested)}" for v, meaning in VERDICTS.items()
-                 if v != "ok" and v.replace("backprop", tested) in present]
+                 if v not in ("ok", "disagree") and v.replace("backprop", tested) in present]
+        pairs = {tuple(m for m in METHODS if r.value(m) is not None and m in (*r.abs_error, r.reference))
+                 for r in self.rows if r.verdict == "disagree"}
+        lines += [f"disagree: {self.labels[a]} and {self.labels[b]} differ (no "
+                  f"{self.labels[next(m for m in METHODS if m not in (a, b))]} value to tell which one is wrong)"
+                  for a, b in sorted(p for p in pairs if len(p) == 2)]
         return lines + [f"note: {n}" for n in self.notes]
 
     def to_table(self, rows: Optional[Sequence[Row]] = None, markdown: bool = False) -> str:
         """The table of ``rows`` (default: all, worst first), as aligned text or Markdown.
+
+        "tolerance" bounds the comparisons with finite differences; "bp tol", where
+        backprop was compared with the exact value, bounds that comparison.
 
         Example:
             >>> print(judge({"finite_diff": {"x": 10.0}, "backprop": {"x": 10.0}}, {"x": ()}).to_table())
@@ -257,12 +282,13 @@ class CheckReport:
         rows = self.rows if rows is None else list(rows)
         methods = self.methods
         compared = [m for m in methods if any(m in r.abs_error for r in rows)]
+        exact = [f"{SHORT.get(self.labels['backprop'], 'bp')} tol"] if any(r.exact_tolerance for r in rows) else []
         head = (["weight"] + [self.labels[m] for m in methods]
                 + [f"{SHORT.get(self.labels[m], m)} {kind}" for m in compared for kind in ("err", "rel")]
-                + ["tolerance", "verdict"])
+                + ["tolerance"] + exact + ["verdict"])
         body = [[r.element] + [_num(r.value(m), 10) for m in methods]
                 + [_num(errors.get(m), 2) for m in compared for errors in (r.abs_error, r.rel_error)]
-                + [_num(r.tolerance, 2), r.verdict] for r in rows]
+                + [_num(r.tolerance, 2)] + [_num(r.exact_tolerance, 2)] * len(exact) + [r.verdict] for r in rows]
         if markdown:
             return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
                              + ["| " + " | ".join(line) + " |" for line in body])
@@ -303,7 +329,8 @@ class CheckReport:
 def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple], *,
           rtol: Optional[float] = None, atol: Optional[float] = None, dtype: Any = np.float64,
           fd_method: Optional[str] = "central", value: Optional[float] = None,
-          kinks: Optional[Mapping[str, np.ndarray]] = None, **report_fields: Any) -> CheckReport:
+          kinks: Optional[Mapping[str, np.ndarray]] = None, one_sided: Optional[Mapping[str, np.ndarray]] = None,
+          smooth: bool = False, **report_fields: Any) -> CheckReport:
     """Compare the gradients of each method entry by entry and build the report, worst rows first.
 
     ``gradients`` maps a method ("symbolic", "finite_diff", "backprop") to
@@ -311,13 +338,26 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
     method missing altogether) means the method did not apply to it. A gradient
     whose shape is not the weight's (``shapes``) is reported as "wrong shape".
     ``kinks`` maps a weight to a boolean mask of the entries where the function
-    is not differentiable. Tolerances default to :func:`default_tolerances`,
-    ``atol`` scaled by ``|value| + max |gradient|``.
+    is not differentiable, ``one_sided`` to the ``(left, right)`` slopes there
+    (shape ``(*shape, 2)``): backprop passes a kink when it lies between them.
+    ``smooth=True`` says the exact value comes from an expression without
+    non-smooth functions (abs, max, ...): where it is finite, it judges kinks too.
+    Tolerances default to :func:`default_tolerances`: comparisons with finite
+    differences get the scheme's, ``atol`` scaled by ``|value| + max |gradient|``;
+    backprop against the exact value the tight ones of ``fd_method=None``, scaled
+    by its weight's largest exact gradient.
 
     Example:
         >>> judge({"symbolic": {"b": 1.0}, "finite_diff": {"b": 1.3}, "backprop": {"b": 1.0}},
         ...       {"b": ()}).rows[0].verdict
         'fd off'
+        >>> judge({"symbolic": {"b": 1.0}, "finite_diff": {"b": 1.0}, "backprop": {"b": 1.0 + 1e-7}},
+        ...       {"b": ()}).rows[0].verdict
+        'backprop wrong'
+        >>> kink = {"b": np.array(True)}
+        >>> [judge({"finite_diff": {"b": np.nan}, "backprop": {"b": g}}, {"b": ()}, kinks=kink,
+        ...        one_sided={"b": np.array([-1.0, 1.0])}).rows[0].verdict for g in (0.5, 5.0)]
+        ['kink', 'backprop off kink']
     """
     notes = list(report_fields.pop("notes", []))
     labels = report_fields.get("labels", TITLES)
@@ -336,17 +376,28 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
             columns[name][method] = grad
     scheme = fd_method if "finite_diff" in gradients else None
     default_rtol, base_atol = default_tolerances(dtype, scheme)
+    exact_rtol, exact_atol = default_tolerances(dtype, None)
     scale = _scale(value, columns)
+    rounding = _ROUNDING * float(np.finfo(_float_dtype(dtype)).eps) * scale
+    given_rtol, given_atol = rtol, atol
     rtol = default_rtol if rtol is None else float(rtol)
     atol_rule = "" if atol is not None else f"{base_atol:.0e}·(|L| + max|gradient|)"
     atol = base_atol * scale if atol is None else float(atol)
     if rtol < 0 or atol < 0 or math.isnan(rtol) or math.isnan(atol):
         raise ValueError(f"rtol and atol must be non-negative numbers, got rtol={rtol}, atol={atol}")
+    exact_rtol = exact_rtol if given_rtol is None else rtol
+    exact_rule = ("" if "symbolic" not in gradients or "backprop" not in gradients else
+                  f"rtol={exact_rtol:.3g}, atol=" + (f"{exact_atol:.0e}·max|exact gradient of the weight| + "
+                                                     f"{rounding:.2g}" if given_atol is None else f"{atol:.3g}"))
     rows, keys = [], []
     for name, shape in shapes.items():
         kink = np.zeros(shape, dtype=bool) if not kinks or kinks.get(name) is None else np.asarray(kinks[name])
-        weight_rows, weight_keys = _rows(name, tuple(shape), columns[name], kink, name in wrong_shape, rtol, atol,
-                                         labels["backprop"])
+        sides = np.full((*shape, 2), np.nan) if not one_sided or one_sided.get(name) is None \
+            else np.asarray(one_sided[name], dtype=np.float64)
+        weight_atol = atol if given_atol is not None else exact_atol * _weight_scale(columns[name]) + rounding
+        weight_rows, weight_keys = _rows(name, tuple(shape), columns[name], kink & ~(smooth & _finite_exact(
+            columns[name], shape)), kink, sides, name in wrong_shape, (rtol, atol), (exact_rtol, weight_atol),
+            labels["backprop"])
         rows += weight_rows
         keys.append(weight_keys)
     failing, on_kink, ratio = (np.concatenate(k) for k in zip(*keys)) if keys else ((), (), ())
@@ -354,7 +405,24 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
                         ~np.asarray(failing, dtype=bool)))
     rows = [rows[i] for i in order.tolist()]
     return CheckReport(rows=rows, rtol=rtol, atol=atol, dtype=np.dtype(dtype).name, value=value, fd_method=scheme,
-                       notes=notes, atol_rule=atol_rule, **report_fields)
+                       notes=notes, atol_rule=atol_rule, exact_rule=exact_rule, **report_fields)
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` if it is a float type, else float64 (whose rounding then applies)."""
+    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
+
+
+def _finite_exact(columns: Mapping[str, np.ndarray], shape: tuple) -> np.ndarray:
+    """Where the exact value exists (a boolean mask of the weight's shape)."""
+    return np.isfinite(columns["symbolic"]) if "symbolic" in columns else np.zeros(shape, dtype=bool)
+
+
+def _weight_scale(columns: Mapping[str, np.ndarray]) -> float:
+    """The largest finite |exact gradient| of one weight (0 without one)."""
+    exact = columns.get("symbolic")
+    finite = np.abs(exact[np.isfinite(exact)]) if exact is not None else ()
+    return float(finite.max()) if len(finite) else 0.0
 
 
 def _scale(value: Optional[float], columns: Mapping[str, dict]) -> float:
@@ -370,48 +438,61 @@ def _scale(value: Optional[float], columns: Mapping[str, dict]) -> float:
     return scale if scale > 0 and math.isfinite(scale) else 1.0
 
 
-def _rows(name: str, shape: tuple, columns: dict, kink: np.ndarray, wrong_shape: bool,
-          rtol: float, atol: float, tested: str) -> tuple:
-    """The rows of one weight, and their sort keys (failing, on a kink, error over tolerance), all vectorized."""
+def _rows(name: str, shape: tuple, columns: dict, kink: np.ndarray, fd_kink: np.ndarray, sides: np.ndarray,
+          wrong_shape: bool, tolerances: tuple, exact_tolerances: tuple, tested: str) -> tuple:
+    """The rows of one weight, and their sort keys (failing, on a kink, error over tolerance), all vectorized.
+
+    ``kink``: the entries judged as kinks (backprop between the one-sided slopes ``sides``); ``fd_kink``: where
+    finite differences found one (no finite-difference value to compare there)."""
+    (rtol, atol), (exact_rtol, exact_atol) = tolerances, exact_tolerances
     size = int(np.prod(shape, dtype=int))
     nan = np.full(size, np.nan)
     exact, fd, bp = (columns[m].reshape(-1) if m in columns else nan for m in METHODS)
+    kink, fd_kink = kink.reshape(-1), fd_kink.reshape(-1)
     by_exact = np.isfinite(exact)
     by_fd = ~by_exact & ("finite_diff" in columns)
     reference = np.where(by_exact, exact, fd)
     tolerance = atol + rtol * np.abs(reference)
     tolerance[~np.isfinite(tolerance)] = atol
+    exact_tolerance = np.where(by_exact, exact_atol + exact_rtol * np.abs(reference), tolerance)
     fd_error, bp_error = np.abs(fd - reference), np.abs(bp - reference)
-    fd_close, bp_close = fd_error <= tolerance, bp_error <= tolerance
-    fd_compared = by_exact & ("finite_diff" in columns)
+    fd_close, bp_close = fd_error <= tolerance, bp_error <= exact_tolerance
+    fd_compared = by_exact & ("finite_diff" in columns) & ~fd_kink
     bp_compared = (by_exact | by_fd) & ("backprop" in columns)
     compared = fd_compared.astype(int) + bp_compared
+    left, right = np.fmin(*sides.reshape(-1, 2).T), np.fmax(*sides.reshape(-1, 2).T)
+    kink_tolerance = atol + rtol * np.fmax(np.abs(left), np.abs(right))
+    subgradient = ~((bp < left - kink_tolerance) | (bp > right + kink_tolerance))     # True where NaN: unknown
     verdicts = np.select(
-        [np.full(size, wrong_shape), kink.reshape(-1), compared == 0, (fd_close | ~fd_compared) & (bp_close | ~bp_compared),
-         by_fd | (compared == 1), fd_close, bp_close, np.abs(fd - bp) <= tolerance],
-        ["wrong shape", "kink", "unchecked", "ok", "disagree", f"{tested} wrong", "fd off", "model differs"],
+        [np.full(size, wrong_shape), kink & subgradient, kink, compared == 0,
+         (fd_close | ~fd_compared) & (bp_close | ~bp_compared), by_fd | (compared == 1), fd_close, bp_close,
+         np.abs(fd - bp) <= tolerance],
+        ["wrong shape", "kink", f"{tested} off kink", "unchecked", "ok", "disagree", f"{tested} wrong", "fd off",
+         "model differs"],
         "all differ")
     with np.errstate(divide="ignore", invalid="ignore"):
-        worst = np.fmax(np.where(fd_compared, fd_error, 0.0), np.where(bp_compared, bp_error, 0.0))
-        ratio = np.where(worst == 0, 0.0, worst / tolerance)
+        ratio = np.fmax(np.where(fd_compared & (fd_error != 0), fd_error / tolerance, 0.0),
+                        np.where(bp_compared & (bp_error != 0), bp_error / exact_tolerance, 0.0))
         fd_rel = np.where(fd_error == 0, 0.0, fd_error / np.abs(reference))
         bp_rel = np.where(bp_error == 0, 0.0, bp_error / np.abs(reference))
     ratio = np.where(np.isnan(ratio) | (fd_compared & np.isnan(fd_error)) | (bp_compared & np.isnan(bp_error)),
                      np.inf, ratio)
     judges = np.where(by_exact, "symbolic", np.where(by_fd, "finite_diff", ""))
     given = [columns[m].reshape(-1).tolist() if m in columns else [None] * size for m in METHODS]
+    exact_tolerance = np.where(by_exact & bp_compared, exact_tolerance, np.nan)
     columns_of_rows = [x.tolist() for x in (fd_compared, bp_compared, fd_error, bp_error, fd_rel, bp_rel,
-                                            tolerance, verdicts, judges)]
+                                            np.where(kink, kink_tolerance, tolerance), verdicts, judges,
+                                            exact_tolerance)]
     rows = []
     for (index, exact_i, fd_i, bp_i, fd_on, bp_on, fd_e, bp_e, fd_r, bp_r, tol, verdict,
-         judge_name) in zip(np.ndindex(*shape), *given, *columns_of_rows):
+         judge_name, exact_tol) in zip(np.ndindex(*shape), *given, *columns_of_rows):
         abs_error, rel_error = {}, {}
         if fd_on:
             abs_error["finite_diff"], rel_error["finite_diff"] = fd_e, fd_r
         if bp_on:
             abs_error["backprop"], rel_error["backprop"] = bp_e, bp_r
         rows.append(_new_row(Row, (name, index, exact_i, fd_i, bp_i, abs_error, rel_error, tol, verdict,
-                                   judge_name or None)))
+                                   judge_name or None, None if math.isnan(exact_tol) else exact_tol)))
     failing = ~np.isin(verdicts, PASSING)
     return rows, (failing, verdicts == "kink", ratio)
 

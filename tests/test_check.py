@@ -501,3 +501,83 @@ def test_verdicts_do_not_depend_on_the_scale_of_the_loss(scale, dtype):
     params, data = {"w": np.array([0.3, -1.2, 0.7], dtype=dtype)}, {"x": np.array([0.5, 1.0, -2.0], dtype=dtype)}
     assert sg.check(right, params, data).ok
     assert {r.verdict for r in sg.check(wrong, params, data).rows} == {"model differs"}
+
+
+# --- kinks judged by the one-sided slopes, tight tolerances against the exact value -------------------------
+
+
+@pytest.mark.parametrize("slope, verdict", [(5.0, "backward off kink"), (-1.5, "backward off kink"),
+                                            (0.3, "kink"), (-1.0, "kink")])
+def test_a_backward_at_a_kink_must_lie_between_the_one_sided_slopes(slope, verdict):
+    report = sg.check_backward(lambda x: sg.abs(x), lambda g, x: (slope * g,), (np.array([0.0]),),
+                               grad_output=np.array([1.0]))
+    assert report.rows[0].verdict == verdict and report.ok == (verdict == "kink")
+
+
+def test_a_smooth_function_that_looks_like_a_kink_is_judged_by_its_exact_value():
+    d = 1e-9
+    forward = lambda x: sg.sqrt(x * x + d * d)      # noqa: E731  (smooth; at x = d its slope is 1/sqrt(2))
+    wrong = sg.check_backward(forward, lambda g, x: (0.0 * g,), (np.array([d]),), grad_output=np.array([1.0]))
+    assert not wrong.ok and wrong.rows[0].verdict == "disagree"
+    right = sg.check(forward, {"x": d})
+    assert right.ok and right.rows[0].verdict == "ok" and right.rows[0].backprop == pytest.approx(2 ** -0.5)
+
+
+def test_a_small_change_of_slope_is_a_kink_not_a_failure():
+    report = sg.check(lambda x: x + 1e-4 * sg.relu(x), {"x": 0.0})
+    assert report.ok and report.rows[0].verdict == "kink"
+
+
+@pytest.mark.parametrize("forward, derivative, x, error", [
+    (lambda x: x ** 2 + 1e8, lambda x: 2 * x, np.array([1.0, 2.0, 3.0]), 1.01),         # a large |L|
+    (sg.tanh, lambda x: 1 - np.tanh(x) ** 2, np.linspace(-1, 1, 4).astype(np.float32), 1.05),
+])
+def test_backprop_is_judged_against_the_exact_value_without_finite_difference_tolerance(forward, derivative, x,
+                                                                                        error):
+    right = sg.check_backward(forward, lambda g, x: (g * derivative(x),), (x,))
+    wrong = sg.check_backward(forward, lambda g, x: (g * error * derivative(x),), (x,))
+    assert right.ok, str(right)
+    assert right.dtype == x.dtype.name and all(r.verdict == "backward wrong" for r in wrong.rows), str(wrong)
+
+
+def test_a_small_gradient_is_not_hidden_by_a_large_one():
+    def forward(a, b):
+        return 1e6 * a + 1e-3 * b ** 2
+
+    report = sg.check_backward(forward, lambda g, a, b: (g * 1e6, g * 0.0), (np.array([1.0]), np.array([1.0])),
+                               grad_output=np.array([1.0]))
+    assert {r.name: r.verdict for r in report.rows} == {"a": "ok", "b": "backward wrong"}
+
+
+def test_float32_weights_with_float64_data_get_float32_tolerances():
+    w = np.array([0.5, -1.2, 2.0], dtype=np.float32)
+    report = sg.check(lambda w, x: sg.sum(sg.tanh(w * x) ** 3), {"w": w}, {"x": np.linspace(-1, 1, 3)})
+    assert report.ok and report.dtype == "float32", str(report)
+
+
+def test_disagree_says_which_two_methods_differ():
+    report = sg.check_backward(lambda x: sg.log(1 + sg.exp(1e8 * x)) / 1e8, lambda g, x: (0.9 * g,),
+                               (np.array([0.0]),), grad_output=np.array([1.0]))
+    assert report.rows[0].verdict == "disagree"
+    assert "disagree: exact and backward differ (no finite diff value to tell which one is wrong)" in str(report)
+
+
+# --- the exact value of a batch loss ------------------------------------------------------------------------
+
+
+def test_a_loss_over_some_of_the_samples_gets_its_exact_gradient():
+    x, y = np.linspace(-1, 1, 50), np.linspace(0, 1, 50)
+    report = sg.check(lambda w, x, y: sg.mean((w * x[:10] - y[:10]) ** 2), {"w": 0.5}, {"x": x, "y": y})
+    assert report.ok and report.reference == "symbolic", str(report)
+    assert report.rows[0].symbolic == pytest.approx(np.mean(2 * (0.5 * x[:10] - y[:10]) * x[:10]), rel=1e-12)
+
+
+@pytest.mark.parametrize("loss, gradient", [
+    (lambda w, x, y: (w * x[1] - y[1]) ** 2 + sg.mean((w * x - y) ** 2), 0.5),          # indexes a sample
+    (lambda w, x, y: sg.sum((w * x - y) ** 2) * (1 / (len(x) - 1)), 0.0),               # divides by n - 1
+])
+def test_a_loss_that_is_not_a_mean_of_samples_is_derived_whole(loss, gradient):
+    x, y = np.linspace(-1, 1, 5), np.linspace(0, 1, 5)
+    report = sg.check(loss, {"w": 0.5}, {"x": x, "y": y})
+    assert report.ok and report.reference == "symbolic" and not report.notes, str(report)
+    assert report.rows[0].symbolic == pytest.approx(gradient, abs=1e-12)

@@ -155,3 +155,18 @@ def test_installed_command_checks_the_course():
     payload = json.loads(result.stdout)
     assert payload["ok"] is True and len(payload["examples"]) == 6
     assert all(e["matches_notes"] and e["report"]["ok"] for e in payload["examples"])
+
+
+def test_check_of_an_overflowing_power_reports_instead_of_crashing():
+    result = run("check", "x**2", "--at", "x=1e200")
+    assert result.exit_code == 0, result.output
+    assert "2e+200" in result.output and "Traceback" not in result.output
+    huge = run("check", "x*10**400", "--at", "x=1")
+    assert "Traceback" not in huge.output and not isinstance(huge.exception, OverflowError)
+    assert huge.exit_code in (0, 1) and "inf" in huge.output
+
+
+def test_numpy_floating_point_warnings_do_not_reach_stderr():
+    result = symgrad_command("check", "log(x)", "--at", "x=0")
+    assert "Warning" not in result.stderr and "Traceback" not in result.stderr
+    assert "inf" in result.stdout

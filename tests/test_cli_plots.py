@@ -102,7 +102,7 @@ def test_graph_prints_dot_without_output_and_draws_figures(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["(a*b)", "--at", "a=2"], "no value for b"),
-    (["a*b", "--at", "a=2,b=1,z=3"], "z does not appear"),
+    (["a*b", "--at", "a=2,b=1,z=3"], "'z' does not appear in the expression 'a*b'"),
     (["a*b"], "--at is needed"),
     (["a*b", "--at", "a=2,b=1", "-o", "g.txt"], "must end in .dot, .png, .svg or .pdf"),
     (["__import__('os')", "--at", "a=1"], "column"),
@@ -216,3 +216,39 @@ def test_course_refuses_a_folder_it_cannot_create(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert_usage_error(run("course", "-o", str(blocker / "course")), "cannot create")
+
+
+# --- input that overflows or that matplotlib cannot draw --------------------------------------------------
+
+
+def test_graph_of_a_huge_literal_shows_inf_instead_of_failing():
+    result = run("graph", "x*10**400", "--at", "x=1")
+    assert result.exit_code == 0, result.output
+    assert 'label="L\\nvalue inf' in result.stdout
+
+
+def test_graph_title_with_dollar_signs_is_plain_text(tmp_path):
+    result = run("graph", "x", "--at", "x=1", "--title", "$x^$", "-o", str(tmp_path / "g.png"))
+    assert result.exit_code == 0, result.output
+    assert_figure(tmp_path / "g.png")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["surface", "w*b", "--at", "w=1e308,b=1", "--wrt", "w,b"], "cannot draw the values of w: the range ["),
+    (["derivative", "x**2", "--at", "x=1e308"], "cannot draw x (the plotted interval)"),
+    (["derivative", "x**2", "--at", "x=1", "--range", "-1e308,1e308"], "goes beyond"),
+])
+def test_plots_beyond_what_matplotlib_can_draw_are_one_line_errors(tmp_path, args, fragment):
+    assert_usage_error(run("plot", *args, "-o", str(tmp_path / "a.png")), fragment)
+
+
+def test_a_figure_matplotlib_cannot_save_is_a_one_line_error(tmp_path, monkeypatch):
+    import symgrad.plots
+
+    def refuse(figure, path):
+        raise ValueError("mathtext cannot parse\nsecond line")
+
+    monkeypatch.setattr(symgrad.plots, "save_figure", refuse)
+    result = run("graph", "x", "--at", "x=1", "-o", str(tmp_path / "g.png"))
+    assert_usage_error(result, "cannot draw")
+    assert "mathtext cannot parse" in result.stderr and not (tmp_path / "g.png").exists()

@@ -227,3 +227,24 @@ def test_trajectory_exports():
     assert [line.split()[0] for line in table[1:]] == ["0", "5", "10"]
     with pytest.raises(KeyError, match="no param 'b'"):
         traj.path("b")
+
+
+# --- kinks under finite differences ----------------------------------------------------------------------
+
+
+def test_finite_diff_descent_takes_the_average_slope_at_a_kink_and_notes_it():
+    traj = descend(lambda w: sg.abs(w), {"w": 1.0}, lr=0.5, steps=4, method="finite_diff")
+    exact = descend(lambda w: sg.abs(w), {"w": 1.0}, lr=0.5, steps=4, method="reverse")
+    assert traj.stopped is None and traj.steps == 4
+    assert traj.path("w").tolist() == exact.path("w").tolist() == [1.0, 0.5, 0.0, 0.0, 0.0]
+    assert traj.grad_norms[2:].tolist() == [0.0, 0.0]          # the subgradient of |w| at 0: (-1 + 1) / 2
+    assert len(traj.notes) == 2 and traj.notes[0].startswith("step 3: w is at a kink")
+    assert "-1 and 1" in traj.notes[0]
+    assert traj.to_dict()["notes"] == traj.notes
+
+
+def test_finite_diff_subgradient_of_an_array_param_is_the_mean_of_the_one_sided_slopes():
+    traj = descend(lambda w: sg.sum(sg.relu(w)), {"w": np.array([0.0, 1.0])}, lr=0.5, steps=1, method="finite_diff")
+    np.testing.assert_allclose(traj.final["w"], [-0.25, 0.5], atol=1e-9)    # relu slopes 0 and 1 at 0: 0.5
+    assert traj.notes == ["step 1: w[0] is at a kink of the loss (one-sided slopes 0 and 1): used their average 0.5"]
+    assert descend(lambda w: sg.sum(w ** 2), {"w": np.array([1.0])}, steps=3, method="finite_diff").notes == []

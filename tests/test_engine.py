@@ -868,3 +868,9 @@ def test_import_and_engine_use_load_neither_sympy_nor_matplotlib(statement):
             "print(sorted(m for m in ('sympy', 'matplotlib', 'click') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("join", [sg.concatenate, sg.stack])
+def test_joining_no_array_is_a_clear_value_error(join):
+    with pytest.raises(ValueError, match=f"^{join.__name__}: needs at least one array$"):
+        join([])

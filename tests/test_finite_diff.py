@@ -237,8 +237,19 @@ def test_batched_runs_in_few_calls_and_evaluates_f_at_x_once():
 
     x = np.linspace(0, 1, 500)
     r = fd_gradient(f, x, batched=True, full_output=True)
-    assert len(calls) < 12 and calls.count((500,)) <= 3        # f(x) once, plus the two probe points
+    assert len(calls) < 12 and calls.count((500,)) <= 4        # f(x) once, plus the three probe points
     np.testing.assert_allclose(r.gradient, np.cos(x), atol=1e-9)
+
+
+@pytest.mark.parametrize("size", [2, 3, 5])
+def test_batch_detection_is_not_fooled_by_an_axis_of_the_probe_size(size):
+    def f(w, b):                    # reduces its last axis, so it also maps a stack of points... but divides by len(w)
+        return np.sum(w ** 2, axis=-1) / w.shape[0] + np.sum(b ** 3, axis=-1)
+
+    x = {"w": np.arange(1.0, size + 1), "b": np.array([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5])}
+    g = fd_gradient(f, x)
+    np.testing.assert_allclose(g["w"], 2 * x["w"] / size, rtol=1e-8)
+    np.testing.assert_allclose(g["b"], 3 * x["b"] ** 2, rtol=1e-8)
 
 
 def test_structured_batches_fall_back_to_dense_when_f_does_more():
@@ -280,6 +291,21 @@ def test_kinks_in_a_dict_are_named_like_derive_names_elements():
         fd_gradient(loss, x)
     assert isinstance(info.value, ValueError) and info.value.kinks == r.kinks
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_small_change_of_slope_is_a_kink(method):
+    r = fd_gradient(lambda x: x + 1e-4 * sg.relu(x), 0.0, method, full_output=True)    # slopes 1 and 1.0001
+    assert r.kinks == [()] and np.isnan(r.gradient)
+    left, right = r.one_sided[()]
+    assert left == pytest.approx(1.0, abs=1e-9) and right == pytest.approx(1.0001, abs=1e-9)
+
+
+def test_one_sided_slopes_of_each_kink():
+    x = {"w": np.array([0.0, 2.0, 0.0]), "b": 1.0}
+    r = fd_gradient(lambda w, b: sg.sum(sg.abs(3 * w)) + sg.relu(b - 1), x, full_output=True)
+    assert r.kinks == ["w[0]", "w[2]", "b"]
+    assert r.one_sided == {"w[0]": (-3.0, 3.0), "w[2]": (-3.0, 3.0), "b": (0.0, 1.0)}
 
 
 @pytest.mark.parametrize("f, x", [

@@ -246,3 +246,38 @@ def test_parser_module_names_nothing_unsafe():
     source = open(parse_module.__file__).read()
     for call in ("eval(", "exec(", "sympify(", "parse_expr("):
         assert call not in source.replace("literal_eval(", "")
+
+
+# --- overflow, and the checks shared with derive and the command line ------------------------------------
+
+
+@pytest.mark.parametrize("text, values", [
+    ("x**2", {"x": 1e200}),
+    ("x*10**400", {"x": 1.0}),
+    ("x*" + "1" + "0" * 400, {"x": 1}),
+    ("x**2", {"x": 10 ** 200}),
+])
+def test_numeric_evaluation_overflows_to_inf_like_numpy(text, values):
+    with np.errstate(over="ignore"):
+        assert parse_function(text)(**values) == np.inf
+
+
+def test_symbolic_evaluation_keeps_integer_literals_exact():
+    x = sympy.Symbol("x", real=True)
+    assert parse_function("x**2 + 10**400")(x=x) == x ** 2 + sympy.Integer(10) ** 400
+
+
+def test_assigned_names_the_missing_or_unknown_variable():
+    f = parse_function("w*x")
+    assert f.assigned({"x": 2.0, "w": 1.0}) == {"w": 1.0, "x": 2.0}
+    with pytest.raises(ValueError, match=r"^no value for x: give it with --at x=\.\.\.$"):
+        f.assigned({"w": 1.0}, "--at")
+    with pytest.raises(ValueError, match=r"^'q' does not appear in the expression 'w\*x'$"):
+        f.assigned({"w": 1.0, "x": 1.0, "q": 3.0})
+
+
+def test_check_arguments_is_shared_by_expression_functions_and_compiled_gradients():
+    with pytest.raises(TypeError, match=r"^gradient: 'q' is not a variable \(variables: w, x\)$"):
+        sg.derive("w*x", wrt="w").compile()(w=1.0, x=1.0, q=2.0)
+    with pytest.raises(TypeError, match=r"^'w\*x': missing value for 'x' \(variables: w, x\)$"):
+        parse_function("w*x")(w=1.0)

@@ -472,3 +472,12 @@ def test_installed_command():
     bad = subprocess.run([str(command), "derive", "w.x"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1
     assert "attribute access 'w.x' at column 1" in bad.stderr
+
+
+@pytest.mark.parametrize("wrt, message", [
+    (5, "wrt must be a name, a comma-separated string or a list of names, not int"),
+    ([5], "wrt: every name must be a string, got 5"),
+])
+def test_derive_names_wrt_when_it_is_not_names(wrt, message):
+    with pytest.raises(TypeError, match=f"^{message}$"):
+        sg.derive("x**2", wrt=wrt)

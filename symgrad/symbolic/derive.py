@@ -27,7 +27,7 @@ import sympy
 from .. import backend
 from .codegen import numpy_function
 from .ops import as_sympy
-from .parse import parse, parse_function
+from .parse import check_arguments, parse, parse_function
 from .reverse import Program, expression_program, gradient_program
 
 __all__ = ["derive", "Derivatives", "CompiledGradient"]
@@ -204,12 +204,7 @@ class CompiledGradient:
         self.reduction = reduction
 
     def __call__(self, **arrays: Any) -> dict:
-        missing = [name for name in self.inputs if name not in arrays]
-        unknown = [name for name in arrays if name not in self.inputs]
-        if missing or unknown:
-            problem = (f"missing value for {', '.join(map(repr, missing))}" if missing
-                       else f"{', '.join(map(repr, unknown))} is not a variable")
-            raise TypeError(f"gradient: {problem} (variables: {', '.join(self.inputs)})")
+        check_arguments("gradient", arrays, self.inputs)
         xp = next((backend.xp_of(a) for a in arrays.values() if backend.xp_of(a) is not np), np)
         values = {name: _as_array(xp, name, arrays[name]) for name in self.inputs}
         batch = self._batch(values)
@@ -328,7 +323,7 @@ def _wrt_names(wrt: Union[None, str, Iterable[str]], variables: Mapping[str, Any
     if wrt is None:
         names = list(variables)
     else:
-        names = [n.strip() for n in wrt.split(",")] if isinstance(wrt, str) else list(wrt)
+        names = [n.strip() for n in wrt.split(",")] if isinstance(wrt, str) else _name_list(wrt)
         for name in names:
             if name in data:
                 raise ValueError(f"wrt: {name!r} is given as data; it cannot also be differentiated")
@@ -339,6 +334,19 @@ def _wrt_names(wrt: Union[None, str, Iterable[str]], variables: Mapping[str, Any
             raise ValueError(f"wrt: a name is repeated in {', '.join(names)}")
     if not names:
         raise ValueError("the loss has no variable to differentiate" + (" (all are in data)" if data else ""))
+    return names
+
+
+def _name_list(wrt: Any) -> list:
+    """``wrt`` given as an iterable of names, as a list; TypeError naming ``wrt`` otherwise."""
+    try:
+        names = list(wrt)
+    except TypeError:
+        raise TypeError(f"wrt must be a name, a comma-separated string or a list of names, "
+                        f"not {type(wrt).__name__}") from None
+    wrong = [n for n in names if not isinstance(n, str)]
+    if wrong:
+        raise TypeError(f"wrt: every name must be a string, got {wrong[0]!r}")
     return names
 
 

@@ -31,7 +31,10 @@ import operator
 from functools import reduce
 from typing import Any, Callable, Mapping
 
-__all__ = ["ParseError", "parse", "parse_function", "ExpressionFunction", "FUNCTIONS", "MAX_LENGTH", "MAX_DEPTH"]
+import numpy as np
+
+__all__ = ["ParseError", "parse", "parse_function", "ExpressionFunction", "check_arguments", "FUNCTIONS",
+           "MAX_LENGTH", "MAX_DEPTH"]
 
 #: The callable functions and their number of arguments.
 FUNCTIONS = {"exp": 1, "log": 1, "tanh": 1, "sigmoid": 1, "relu": 1, "sin": 1, "cos": 1, "sqrt": 1, "abs": 1,
@@ -321,14 +324,24 @@ def _sympy_arithmetic() -> _Arithmetic:
         total=total, product=product, functions={name: getattr(ops, name) for name in FUNCTIONS})
 
 
-def _generic_arithmetic() -> _Arithmetic:
+def _float64(value: Any) -> Any:
+    """A number as ``np.float64`` (a literal too large for a float is inf), so that arithmetic
+    overflows to inf as NumPy's does instead of raising OverflowError."""
+    try:
+        return np.float64(value)
+    except OverflowError:
+        return np.float64(math.inf if value > 0 else -math.inf)
+
+
+def _generic_arithmetic(exact: bool) -> _Arithmetic:
+    """The arithmetic of the ``sg.*`` functions; ``exact`` keeps integer literals as ints (for SymPy input)."""
     from .. import functions  # noqa: PLC0415
 
     def fold(ops: tuple) -> Callable:
         return lambda first, rest: reduce(lambda acc, link: ops[link[0]](acc, link[1]), rest, first)
 
     return _Arithmetic(
-        number=lambda value: value, total=fold((operator.add, operator.sub)),
+        number=(lambda value: value) if exact else _float64, total=fold((operator.add, operator.sub)),
         product=fold((operator.mul, operator.truediv)),
         functions={name: getattr(functions, name) for name in FUNCTIONS})
 
@@ -377,20 +390,61 @@ class ExpressionFunction:
         self.text = text
         self.names = tree.names
         self._root = tree.root
-        self._arithmetic = _generic_arithmetic()
+        self._numeric = _generic_arithmetic(exact=False)
+        self._symbolic = _generic_arithmetic(exact=True)
 
     def __call__(self, **values: Any) -> Any:
+        from ..functions import is_symbolic  # noqa: PLC0415
+
+        check_arguments(repr(self.text), values, self.names)
+        values = {k: _float64(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+                  for k, v in values.items()}
+        symbolic = any(is_symbolic(v) for v in values.values())
+        return (self._symbolic if symbolic else self._numeric).evaluate(self._root, values)
+
+    def assigned(self, values: Mapping[str, Any], option: str = "") -> dict:
+        """``values`` restricted to the variables, in their order; ValueError naming a missing or unknown one.
+
+        ``option`` (e.g. ``"--at"``) is the command-line option the values came from, for the message.
+
+        Example:
+            >>> f = parse_function("w*x")
+            >>> f.assigned({"x": 2.0, "w": 1.0})
+            {'w': 1.0, 'x': 2.0}
+            >>> f.assigned({"w": 1.0}, "--at")
+            Traceback (most recent call last):
+            ...
+            ValueError: no value for x: give it with --at x=...
+        """
         missing = [n for n in self.names if n not in values]
+        if missing:
+            hint = f": give it with {option} {missing[0]}=..." if option else ""
+            raise ValueError(f"no value for {', '.join(missing)}{hint}")
         unknown = [n for n in values if n not in self.names]
-        if missing or unknown:
-            problem = (f"missing value for {', '.join(map(repr, missing))}" if missing
-                       else f"{', '.join(map(repr, unknown))} is not a variable")
-            raise TypeError(f"{self.text!r}: {problem} (variables: {', '.join(self.names)})")
-        values = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in values.items()}
-        return self._arithmetic.evaluate(self._root, values)
+        if unknown:
+            prefix = f"{option}: " if option else ""
+            raise ValueError(f"{prefix}{unknown[0]!r} does not appear in the expression {self.text!r}")
+        return {n: values[n] for n in self.names}
 
     def __repr__(self) -> str:
         return f"parse_function({self.text!r})"
+
+
+def check_arguments(owner: str, given: Mapping[str, Any], expected: Any) -> None:
+    """Raise a TypeError, as a Python call would, if ``given`` lacks a name of ``expected`` or has another.
+
+    Example:
+        >>> check_arguments("f", {"w": 1.0}, ["w", "x"])
+        Traceback (most recent call last):
+        ...
+        TypeError: f: missing value for 'x' (variables: w, x)
+    """
+    missing = [n for n in expected if n not in given]
+    unknown = [n for n in given if n not in expected]
+    if missing or unknown:
+        problem = (f"missing value for {', '.join(map(repr, missing))}" if missing
+                   else f"{', '.join(map(repr, unknown))} is not a variable")
+        raise TypeError(f"{owner}: {problem} (variables: {', '.join(expected)})")
 
 
 def parse_function(text: str) -> ExpressionFunction:

@@ -333,36 +333,19 @@ def _fd_subgradient(f: Callable, params: dict, fd_method: str, h: Optional[float
         >>> _fd_subgradient(lambda w: sg.abs(w), {"w": 0.0}, "central", None)
         ({'w': 0.0}, ['w is at a kink of the loss (one-sided slopes -1 and 1): used their average 0'])
     """
-    from .finite_diff import default_step, fd_gradient  # noqa: PLC0415
+    from .finite_diff import fd_gradient  # noqa: PLC0415
 
     result = fd_gradient(f, params, method=fd_method, h=h, full_output=True)
     grads = {name: np.array(g, dtype=float) for name, g in result.gradient.items()}
-    steps = default_step(params, "forward")
-    f0 = float(np.real(_value(f(**params))))
     notes = []
     for name in params:
         for index in (tuple(int(i) for i in row) for row in np.argwhere(np.isnan(grads[name]))):
-            step = float(np.asarray(steps[name])[index])
-            right = _shifted(f, params, name, index, step)
-            left = _shifted(f, params, name, index, -step)
-            slopes = ((right - f0) / step, (f0 - left) / step)
-            grads[name][index] = (slopes[0] + slopes[1]) / 2
             element = name + (f"[{', '.join(map(str, index))}]" if index else "")
-            notes.append(f"{element} is at a kink of the loss (one-sided slopes {slopes[1]:.6g} and "
-                         f"{slopes[0]:.6g}): used their average {float(grads[name][index]):.6g}")
+            left, right = result.one_sided[element]
+            grads[name][index] = (left + right) / 2
+            notes.append(f"{element} is at a kink of the loss (one-sided slopes {left:.6g} and "
+                         f"{right:.6g}): used their average {float(grads[name][index]):.6g}")
     return {name: float(g) if g.ndim == 0 else g for name, g in grads.items()}, notes
-
-
-def _value(out: Any) -> Any:
-    return out.numpy() if isinstance(out, Tensor) else out
-
-
-def _shifted(f: Callable, params: dict, name: str, index: tuple, delta: float) -> float:
-    """f with element ``index`` of param ``name`` moved by ``delta``."""
-    moved = np.array(params[name], dtype=float)
-    moved[index] += delta
-    value = f(**{**params, name: float(moved) if moved.ndim == 0 else moved})
-    return float(np.real(_value(value)))
 
 
 def _updater(optimizer: str, lr: float, momentum: float, betas: tuple, eps: float) -> Callable:

@@ -366,9 +366,9 @@ _counter = count()
 
 
 def _new_tensor(data: Any) -> Tensor:
-    """A tensor around ``data`` with no graph (the fast constructor)."""
+    """A tensor around an op's result ``data`` (a NumPy scalar stays as it is), with no graph yet."""
     t = Tensor.__new__(Tensor)
-    t.data = data
+    t.data = data if type(data) is np.ndarray or hasattr(data, "shape") else np.asarray(data)
     t.grad = t._acc = t._rule = t._args = t._inputs = t._params = t._wanted = None
     t.requires_grad = t._retain = False
     t._seq = next(_counter)
@@ -403,7 +403,7 @@ def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
     if rule.saves:
         out, saved = out
         inputs.append(saved)
-    t = _new_tensor(out if type(out) is np.ndarray or hasattr(out, "shape") else np.asarray(out))
+    t = _new_tensor(out)
     if wanted is not None:
         t.requires_grad = True
         t._rule, t._args, t._inputs, t._params, t._wanted = rule, args, tuple(inputs), params, wanted
@@ -429,11 +429,7 @@ def apply2(rule: Rule, a: Any, b: Any) -> Tensor:
         out = rule.forward(x, y)
     except ValueError as err:
         raise shape_error(rule, (x, y), err) from None
-    t = Tensor.__new__(Tensor)              # _new_tensor, inlined on this hot path
-    t.data = out if type(out) is np.ndarray or hasattr(out, "shape") else np.asarray(out)
-    t.grad = t._acc = t._rule = t._args = t._inputs = t._params = t._wanted = None
-    t.requires_grad = t._retain = False
-    t._seq = next(_counter)
+    t = _new_tensor(out)
     if grad_a or grad_b:
         t.requires_grad = True
         t._rule, t._args, t._inputs, t._params = rule, (a, b), (x, y), _NO_PARAMS

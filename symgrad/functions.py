@@ -211,8 +211,7 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
         1.386294
     """
     _check_reduction(reduction)
-    target = _class_target(logits, target)
-    return call("cross_entropy", logits, target, reduction=reduction)
+    return call("cross_entropy", logits, _class_target(logits, target), reduction=reduction)
 
 
 def _check_reduction(reduction: str) -> None:
@@ -221,27 +220,27 @@ def _check_reduction(reduction: str) -> None:
 
 
 def _class_target(logits: Any, target: Any) -> Any:
-    """Validate the target of cross_entropy against the logits' shape."""
-    if is_symbolic(logits) or is_symbolic(target):
-        return target
+    """The target of cross_entropy as an array on the logits' device, checked against their shape."""
     array = logits.data if isinstance(logits, Tensor) else logits
-    shape = np.shape(array)
     raw = target.data if isinstance(target, Tensor) else target
-    if not hasattr(raw, "dtype"):
-        raw = np.asarray(raw)
-    if not isinstance(target, Tensor):
-        raw = target = backend.to_device(raw, backend.device_of(array))   # labels follow the logits to the GPU
-    if len(shape) == 0:
+    if type(raw) is not np.ndarray or type(array) is not np.ndarray or raw.dtype.kind == "O":
+        if is_symbolic(logits) or is_symbolic(target):
+            return target
+        raw = backend.to_device(raw if hasattr(raw, "dtype") else np.asarray(raw), backend.device_of(array))
+        if not isinstance(target, Tensor):
+            target = raw                  # labels follow the logits to the GPU
+    shape = array.shape
+    if not shape:
         raise ValueError("cross_entropy: logits must have a class axis (shape (C,) or (N, C)), got a scalar")
     if raw.dtype.kind in "iu":
-        if tuple(raw.shape) != tuple(shape[:-1]):
+        if raw.shape != shape[:-1]:
             raise ValueError(f"cross_entropy: labels of shape {tuple(raw.shape)} do not match logits of shape "
                              f"{tuple(shape)}; expected {tuple(shape[:-1])}")
-        if raw.size and (int(raw.min()) < 0 or int(raw.max()) >= shape[-1]):
+        if raw.size and (raw.min() < 0 or raw.max() >= shape[-1]):
             raise ValueError(f"cross_entropy: class labels must lie in [0, {shape[-1] - 1}], "
                              f"got {int(raw.min())}..{int(raw.max())}")
         return raw
-    if tuple(np.shape(raw)) != tuple(shape):
-        raise ValueError(f"cross_entropy: target probabilities of shape {tuple(np.shape(raw))} do not match "
+    if raw.shape != shape:
+        raise ValueError(f"cross_entropy: target probabilities of shape {tuple(raw.shape)} do not match "
                          f"logits of shape {tuple(shape)} (give integer labels or probabilities)")
     return target

@@ -107,16 +107,17 @@ def unbroadcast(grad: Any, shape: tuple) -> Any:
         >>> unbroadcast(np.ones((2, 3, 4)), (3, 1)).tolist()
         [[8.0], [8.0], [8.0]]
     """
-    grad_shape = np.shape(grad)
+    grad_shape = grad.shape if hasattr(grad, "shape") else np.shape(grad)
     if grad_shape == shape:
         return grad
     lead = len(grad_shape) - len(shape)
-    kept = tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad_shape[lead + i] != 1)
-    if kept:
-        grad = grad.sum(axis=kept, keepdims=True)
     if lead:
-        grad = grad.sum(axis=tuple(range(lead)))       # a fresh array of the right shape: no view to copy
-    return grad if np.shape(grad) == shape else grad.reshape(shape)
+        grad = grad.sum(axis=tuple(range(lead)))       # a fresh array: no view to copy
+    if 1 in shape:
+        kept = tuple(i for i, n in enumerate(shape) if n == 1 and grad_shape[lead + i] != 1)
+        if kept:
+            grad = grad.sum(axis=kept, keepdims=True)
+    return grad
 
 
 # --- helpers shared by several rules -------------------------------------------
@@ -149,18 +150,13 @@ def _count(x: Any, out: Any) -> int:
     return max(np.size(x) // max(np.size(out), 1), 1)
 
 
-def _shift(x: Any, axis: int) -> Any:
-    """x minus its maximum (by real part) along ``axis``: the stable-softmax shift."""
-    return x - _real(x).max(axis=axis, keepdims=True)
-
-
 def _log_softmax(x: Any, axis: int = -1) -> Any:
-    s = _shift(x, axis)
+    s = x - x.real.max(axis=axis, keepdims=True)          # shifted by the largest (real part): stable
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 
 
 def _softmax(x: Any, axis: int = -1) -> Any:
-    e = np.exp(_shift(x, axis))
+    e = np.exp(x - x.real.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
@@ -179,10 +175,6 @@ def _reduction_scale(g: Any, shape: tuple, reduction: str) -> Any:
     if reduction == "mean":
         return g / max(math.prod(shape), 1)
     return g
-
-
-def _swap(x: Any) -> Any:
-    return x.swapaxes(-1, -2)
 
 
 # --- arithmetic -------------------------------------------------------------------
@@ -226,17 +218,17 @@ def _matmul_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
         return g[..., None] * b
     if a.ndim == 1:                       # (n,) @ (..., n, m) -> (..., m)
         return (b @ g[..., None])[..., 0]
-    return g @ _swap(b)
+    return g @ b.swapaxes(-1, -2)
 
 
 def _matmul_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     if b.ndim == 1:
         if a.ndim == 1:
             return g * a
-        return (_swap(a) @ g[..., None])[..., 0]
+        return (a.swapaxes(-1, -2) @ g[..., None])[..., 0]
     if a.ndim == 1:
         return a[:, None] * g[..., None, :]
-    return _swap(a) @ g
+    return a.swapaxes(-1, -2) @ g
 
 
 defrule("matmul", operator.matmul, _matmul_vjp_a, _matmul_vjp_b)
@@ -387,46 +379,45 @@ defrule("mse_loss", lambda pred, target, reduction="mean": _reduce((pred - targe
         lambda g, out, pred, target, reduction="mean": -_mse_loss_vjp(g, out, pred, target, reduction))
 
 
-def _is_labels(target: Any) -> bool:
-    return (target.dtype if hasattr(target, "dtype") else np.asarray(target).dtype).kind in "iu"
-
-
-def _picked(values: Any, labels: Any) -> Any:
-    """values[..., labels] along the last axis, one entry per label."""
-    xp = backend.xp_of(values)
-    if values.ndim == 2:                  # (N, C): plain fancy indexing, much cheaper than take_along_axis
-        return values[xp.arange(values.shape[0]), labels]
-    return xp.take_along_axis(values, labels[..., None], axis=-1)[..., 0]
-
-
-def _minus_one_hot(p: Any, labels: Any) -> Any:
-    """p minus the one-hot encoding of ``labels`` along the last axis, in place; returns p."""
-    xp = backend.xp_of(p)
-    if p.ndim == 2:
-        p[xp.arange(p.shape[0]), labels] -= 1
-    else:
-        index = labels[..., None]
-        xp.put_along_axis(p, index, xp.take_along_axis(p, index, axis=-1) - 1, axis=-1)
-    return p
-
-
 def _cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> tuple:
+    """The loss and the log-probabilities, which the VJPs reuse. ``target`` holds integer
+    class labels (one per row of logits) or class probabilities (the logits' shape)."""
     lsm = _log_softmax(logits, -1)
-    if _is_labels(target):
-        return _reduce(-_picked(lsm, target), reduction), lsm
-    return _reduce(-(target * lsm).sum(axis=-1), reduction), lsm
+    if target.dtype.kind not in "iu":
+        losses = -(target * lsm).sum(axis=-1)
+    elif lsm.ndim == 2:                   # (N, C): plain fancy indexing, cheaper than take_along_axis
+        losses = -lsm[backend.xp_of(lsm).arange(lsm.shape[0]), target]
+    else:
+        losses = -backend.xp_of(lsm).take_along_axis(lsm, target[..., None], axis=-1)[..., 0]
+    if reduction == "mean":
+        return losses.sum() / max(losses.size, 1), lsm
+    return (losses.sum() if reduction == "sum" else losses), lsm
 
 
 def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, reduction: str = "mean") -> Any:
     p = np.exp(lsm)                       # the softmax, from the saved log-probabilities
-    g = _reduction_scale(g, logits.shape[:-1], reduction)
-    g = g[..., None] if np.ndim(g) else g
-    if _is_labels(target):
-        return g * _minus_one_hot(p, target)      # p is a fresh array of our own
-    return g * (p * target.sum(axis=-1, keepdims=True) - target)
+    if reduction == "mean":
+        g = g / max(math.prod(lsm.shape[:-1]), 1)
+    elif reduction == "none":
+        g = g[..., None]
+    if target.dtype.kind not in "iu":
+        return g * (p * target.sum(axis=-1, keepdims=True) - target)
+    xp = backend.xp_of(p)                 # p is a fresh array of our own: subtract the one-hot labels in place
+    if p.ndim == 2:
+        p[xp.arange(p.shape[0]), target] -= 1
+    else:
+        index = target[..., None]
+        xp.put_along_axis(p, index, xp.take_along_axis(p, index, axis=-1) - 1, axis=-1)
+    p *= g
+    return p
 
 
-defrule("cross_entropy", _cross_entropy, _cross_entropy_vjp,
-        lambda g, out, logits, target, lsm, reduction="mean":
-            -(g[..., None] if np.ndim(g) else g) * _reduction_scale(1.0, logits.shape[:-1], reduction) * lsm,
-        saves=True)
+def _cross_entropy_target_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, reduction: str = "mean") -> Any:
+    if reduction == "mean":
+        g = g / max(math.prod(lsm.shape[:-1]), 1)
+    elif reduction == "none":
+        g = g[..., None]
+    return -g * lsm
+
+
+defrule("cross_entropy", _cross_entropy, _cross_entropy_vjp, _cross_entropy_target_vjp, saves=True)

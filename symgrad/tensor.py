@@ -17,8 +17,8 @@ Example:
 """
 from __future__ import annotations
 
+from heapq import heappop, heappush
 from itertools import count
-from operator import attrgetter
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -67,19 +67,18 @@ class Tensor:
         array([2., 4.])
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_rule", "_args", "_inputs", "_params", "_wanted", "_acc",
-                 "_retain", "_seq", "__weakref__")
+    # _node is None for a tensor that needs no gradient, () for a leaf that does, and for a
+    # recorded result the tuple (rule, args, (out, *inputs), params, wanted): the arguments, what
+    # the VJPs read and the positions of the arguments that need a gradient; backward frees it
+    # to (rule,); retain_grad() appends True. _seq orders the tensors that need a gradient by creation (an op's output always
+    # comes after its inputs); _acc gathers a gradient during backward.
+    __slots__ = ("data", "grad", "_node", "_acc", "_seq", "__weakref__")
     __array_ufunc__ = None          # make NumPy defer to Tensor's reflected operators
     __array_priority__ = 1000
 
     def __init__(self, data: Any, requires_grad: bool = False):
         self.data = data
-        self.grad = None
-        self.requires_grad = False
-        self._rule = None
-        self._args = self._inputs = self._params = self._wanted = self._acc = None
-        self._retain = False
-        self._seq = next(_counter)
+        self.grad = self._acc = self._node = None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -112,7 +111,16 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         """True for a tensor made by the user rather than by an operation."""
-        return self._rule is None
+        return not self._node
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether operations on this tensor are recorded (settable on a leaf, as ``requires_grad_``)."""
+        return self._node is not None
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self.requires_grad_(flag)
 
     @property
     def op(self) -> Optional[str]:
@@ -122,17 +130,18 @@ class Tensor:
             >>> (tensor(1.0, requires_grad=True) * 2).op
             'mul'
         """
-        return None if self._rule is None else self._rule.name
+        return self._node[0].name if self._node else None
 
     @property
     def inputs(self) -> tuple:
-        """The arguments of the recorded operation: tensors and constants (empty for a leaf)."""
-        return tuple(self._args or ())
+        """The arguments of the recorded operation: tensors and constants (empty for a leaf
+        or once backward has freed the graph)."""
+        return tuple(self._node[1]) if self._node and len(self._node) > 1 else ()
 
     @property
     def params(self) -> dict:
         """The keyword parameters of the recorded operation (axis, shape, ...)."""
-        return dict(self._params or {})
+        return dict(self._node[3]) if self._node and len(self._node) > 1 else {}
 
     @property
     def T(self) -> "Tensor":
@@ -148,7 +157,11 @@ class Tensor:
         """
         if flag and self.data.dtype.kind not in "fc":
             raise TypeError(f"only floating-point tensors can require grad; this one has dtype {self.data.dtype}")
-        self.requires_grad = bool(flag)
+        if not flag:
+            self._node = None
+        elif self._node is None:
+            self._node = ()
+            self._seq = next(_counter)    # after every tensor it may already depend on
         return self
 
     # --- conversion ----------------------------------------------------------------
@@ -190,7 +203,8 @@ class Tensor:
 
     def retain_grad(self) -> "Tensor":
         """Keep this non-leaf tensor's gradient in ``grad`` after backward; returns self."""
-        self._retain = True
+        if self._node and len(self._node) == 5:
+            self._node += (True,)
         return self
 
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
@@ -206,48 +220,60 @@ class Tensor:
             >>> float(x.grad)
             6.0
         """
-        if not self.requires_grad:
+        if self._node is None:
             raise RuntimeError("backward() on a tensor that does not require grad: "
                                "build it from tensors made with requires_grad=True")
-        xp = backend.xp_of(self.data)
+        data = self.data
         if grad is None:
-            if self.data.size != 1:
+            if data.size != 1:
                 raise RuntimeError(f"backward() without grad needs a one-element output; this tensor has shape "
                                    f"{self.shape}: pass grad= an array of that shape")
-            seed = xp.ones(self.data.shape, dtype=self.data.dtype)      # ones_like is a slower Python wrapper
+            seed = backend.xp_of(data).array(1, dtype=data.dtype).reshape(data.shape)
         else:
-            seed = xp.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
-            if seed.shape != self.shape:
+            seed = backend.xp_of(data).asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=data.dtype)
+            if seed.shape != data.shape:
                 raise ValueError(f"backward(): grad has shape {seed.shape} but the tensor has shape {self.shape}")
-        order = _reverse_topological_order(self)
         self._acc = seed
-        owned: set = {id(seed)}         # the caller's array may be the seed: a leaf copies it before keeping it
+        pending = [(-self._seq, self)]      # a heap: the most recently created tensor comes out first
+        reached = []                        # (tensor, gradient) of every leaf and retained tensor
         try:
-            for node in order:
+            while pending:
+                node = heappop(pending)[1]
                 g = node._acc
                 node._acc = None
-                if g is None:
+                recorded = node._node
+                if not recorded:
+                    reached.append((node, g))
                     continue
-                rule = node._rule
-                if rule is None or node._retain:
-                    node.grad = _accumulated(node.grad, g, node.data.dtype, owned)
-                    if rule is None:
-                        continue
-                inputs, out, params = node._inputs, node.data, node._params
-                args, vjps = node._args, rule.vjps
-                for i in node._wanted:
+                try:
+                    rule, args, inputs, params, wanted = recorded
+                except ValueError:          # (rule,) once freed; a sixth entry if it retains its grad
+                    if len(recorded) == 1:
+                        raise RuntimeError("backward() through a graph that an earlier backward() already "
+                                           "freed: pass retain_graph=True to the first call") from None
+                    rule, args, inputs, params, wanted, _ = recorded
+                    reached.append((node, g))
+                vjps = rule.vjps
+                for i in wanted:
                     arg = args[i]
-                    gi = vjps[i](g, out, *inputs, **params) if params else vjps[i](g, out, *inputs)
+                    gi = vjps[i](g, *inputs, **params)
                     if gi.shape != arg.data.shape:
                         gi = unbroadcast(gi, arg.data.shape)
                     acc = arg._acc
-                    arg._acc = gi if acc is None else acc + gi
-                if not retain_graph:      # free the buffers; keeping _rule marks the node as freed
-                    node._args = node._inputs = node._params = node._wanted = None
+                    if acc is None:         # arg's consumers were all created after it: none is left behind
+                        arg._acc = gi
+                        heappush(pending, (-arg._seq, arg))
+                    else:
+                        arg._acc = acc + gi
+                if not retain_graph:        # free the buffers; the rule stays for .op
+                    node._node = (rule,)
         except BaseException:
-            for node in order:      # a failed pass must not leak partial gradients into the next one
+            for _, node in pending:         # a failed pass must not leak partial gradients into the next one
                 node._acc = None
             raise
+        owned: set = {id(seed)}             # the caller's array may be the seed: a leaf copies it before keeping it
+        for node, g in reached:
+            node.grad = _accumulated(node.grad, g, node.data.dtype, owned)
 
     # --- operators -------------------------------------------------------------------
     def __add__(self, other): return apply2(_ADD, self, other)
@@ -336,51 +362,27 @@ def _accumulated(current: Any, g: Any, dtype: Any, owned: set) -> Any:
     return g
 
 
-def _reverse_topological_order(root: Tensor) -> list:
-    """Every tensor that requires grad behind ``root``, consumers before their inputs.
-
-    The nodes are gathered without recursion (a chain of any length is fine) and
-    ordered by creation: an operation's output is always created after its inputs.
-    """
-    seen = {root}
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        wanted = node._wanted
-        if wanted is None:
-            if node._rule is not None:
-                raise RuntimeError("backward() through a graph that an earlier backward() already freed: "
-                                   "pass retain_graph=True to the first call")
-            continue
-        args = node._args
-        for i in wanted:
-            parent = args[i]
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
-    return sorted(seen, key=_creation, reverse=True)
-
-
-_creation = attrgetter("_seq")
 _counter = count()
+_blank = Tensor.__new__
 
 
-def _new_tensor(data: Any) -> Tensor:
-    """A tensor around an op's result ``data`` (a NumPy scalar stays as it is), with no graph yet."""
-    t = Tensor.__new__(Tensor)
+def _new_tensor(data: Any, node: Optional[tuple] = None) -> Tensor:
+    """A tensor around an op's result ``data`` (a NumPy scalar stays as it is), recorded as ``node``
+    (rule, args, (out, *inputs), params, wanted) when that is given."""
+    t = _blank(Tensor)
     t.data = data if type(data) is np.ndarray or hasattr(data, "shape") else np.asarray(data)
-    t.grad = t._acc = t._rule = t._args = t._inputs = t._params = t._wanted = None
-    t.requires_grad = t._retain = False
-    t._seq = next(_counter)
+    t.grad = t._acc = None
+    t._node = node
+    if node is not None:
+        t._seq = next(_counter)
     return t
 
 
 def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
     """Run ``rule`` forward on tensors and constants, recording a node when needed.
 
-    A node keeps the rule, the arguments, their arrays and the positions of the
-    arguments that need a gradient (a tuple of ints, which Python's cyclic garbage
-    collector stops watching: recording stays cheap on long graphs).
+    A node keeps the rule, the arguments, what the VJPs read (the output and the
+    inputs' arrays) and the positions of the arguments that need a gradient.
 
     Example:
         >>> apply(RULES["mul"], tensor([1.0, 2.0]), 3.0).data
@@ -391,11 +393,11 @@ def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
     for a in args:
         kind = type(a)
         if kind is Tensor:
-            if a.requires_grad:
+            if a._node is not None:
                 wanted = (len(inputs),) if wanted is None else wanted + (len(inputs),)
             inputs.append(a.data)
         else:
-            inputs.append(a if kind is float or kind is int else _constant(a))
+            inputs.append(a if kind in _AS_IS else _constant(a))
     try:
         out = rule.forward(*inputs, **params)
     except ValueError as err:
@@ -403,11 +405,9 @@ def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
     if rule.saves:
         out, saved = out
         inputs.append(saved)
-    t = _new_tensor(out)
-    if wanted is not None:
-        t.requires_grad = True
-        t._rule, t._args, t._inputs, t._params, t._wanted = rule, args, tuple(inputs), params, wanted
-    return t
+    if wanted is None:
+        return _new_tensor(out)
+    return _new_tensor(out, (rule, args, (out, *inputs), params, wanted))
 
 
 def apply2(rule: Rule, a: Any, b: Any) -> Tensor:
@@ -418,26 +418,26 @@ def apply2(rule: Rule, a: Any, b: Any) -> Tensor:
         array([2., 3.])
     """
     if type(a) is Tensor:
-        x, grad_a = a.data, a.requires_grad
+        x, grad_a = a.data, a._node is not None
     else:
-        x, grad_a = (a if type(a) is float or type(a) is int else _constant(a)), False
+        x, grad_a = (a if type(a) in _AS_IS else _constant(a)), False
     if type(b) is Tensor:
-        y, grad_b = b.data, b.requires_grad
+        y, grad_b = b.data, b._node is not None
     else:
-        y, grad_b = (b if type(b) is float or type(b) is int else _constant(b)), False
+        y, grad_b = (b if type(b) in _AS_IS else _constant(b)), False
     try:
         out = rule.forward(x, y)
     except ValueError as err:
         raise shape_error(rule, (x, y), err) from None
-    t = _new_tensor(out)
-    if grad_a or grad_b:
-        t.requires_grad = True
-        t._rule, t._args, t._inputs, t._params = rule, (a, b), (x, y), _NO_PARAMS
-        t._wanted = ((0, 1) if grad_b else (0,)) if grad_a else (1,)
-    return t
+    if grad_a:
+        return _new_tensor(out, (rule, (a, b), (out, x, y), _NO_PARAMS, (0, 1) if grad_b else (0,)))
+    if grad_b:
+        return _new_tensor(out, (rule, (a, b), (out, x, y), _NO_PARAMS, (1,)))
+    return _new_tensor(out)
 
 
 _NO_PARAMS: dict = {}
+_AS_IS = frozenset((float, int, np.ndarray))       # constants kept as they are (see _constant)
 _ADD, _SUB, _MUL, _DIV, _POW, _MATMUL = (RULES[n] for n in ("add", "sub", "mul", "div", "pow", "matmul"))
 
 

@@ -198,7 +198,8 @@ def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:
         >>> float(mse_loss(np.array([1.0, 3.0]), np.array([2.0, 2.0])))
         1.0
     """
-    _check_reduction(reduction)
+    if reduction not in _REDUCTIONS:
+        raise _reduction_error(reduction)
     return call("mse_loss", pred, target, reduction=reduction)
 
 
@@ -210,13 +211,16 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
         >>> round(float(cross_entropy(np.zeros((1, 4)), [2])), 6)  # log 4
         1.386294
     """
-    _check_reduction(reduction)
+    if reduction not in _REDUCTIONS:
+        raise _reduction_error(reduction)
     return call("cross_entropy", logits, _class_target(logits, target), reduction=reduction)
 
 
-def _check_reduction(reduction: str) -> None:
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduction_error(reduction: Any) -> ValueError:
+    return ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
 
 
 def _class_target(logits: Any, target: Any) -> Any:

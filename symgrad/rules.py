@@ -50,13 +50,14 @@ class Rule:
         ('mul', (6.0, (2.0, 3.0)))
     """
 
-    __slots__ = ("name", "forward", "vjps", "saves")
+    __slots__ = ("name", "forward", "vjps", "saves", "freed")
 
     def __init__(self, name: str, forward: Callable, vjps: tuple, variadic: bool = False, saves: bool = False):
         self.name = name
         self.forward = forward
         self.vjps = _Positional(vjps[0]) if variadic else vjps
         self.saves = saves
+        self.freed = (self,)              # what a recorded node becomes once backward has used it
 
     def run(self, *inputs: Any, **params: Any) -> tuple:
         """``(out, vjp_inputs)``: the forward's result and the inputs its VJPs take after ``g, out``."""

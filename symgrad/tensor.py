@@ -69,9 +69,9 @@ class Tensor:
 
     # _node is None for a tensor that needs no gradient, () for a leaf that does, and for a
     # recorded result the tuple (rule, args, (out, *inputs), params, wanted): the arguments, what
-    # the VJPs read and the positions of the arguments that need a gradient; backward frees it
-    # to (rule,); retain_grad() appends True. _seq orders the tensors that need a gradient by creation (an op's output always
-    # comes after its inputs); _acc gathers a gradient during backward.
+    # the VJPs read and the positions of the arguments that need a gradient. Backward frees it to
+    # (rule,); retain_grad() appends True. _seq counts creation down (an op's output always has a
+    # smaller _seq than its inputs); _acc gathers a gradient during backward.
     __slots__ = ("data", "grad", "_node", "_acc", "_seq", "__weakref__")
     __array_ufunc__ = None          # make NumPy defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -234,25 +234,26 @@ class Tensor:
             if seed.shape != data.shape:
                 raise ValueError(f"backward(): grad has shape {seed.shape} but the tensor has shape {self.shape}")
         self._acc = seed
-        pending = [(-self._seq, self)]      # a heap: the most recently created tensor comes out first
-        reached = []                        # (tensor, gradient) of every leaf and retained tensor
+        pending = []                        # a heap: the most recently created tensor comes out first
+        leaves = []                         # the leaves reached, each gathering its gradient in _acc
+        kept = []                           # (tensor, gradient) of every tensor that retains its grad
+        if self._node:
+            pending.append((self._seq, self))
+        else:
+            leaves.append(self)
         try:
             while pending:
                 node = heappop(pending)[1]
                 g = node._acc
                 node._acc = None
-                recorded = node._node
-                if not recorded:
-                    reached.append((node, g))
-                    continue
                 try:
-                    rule, args, inputs, params, wanted = recorded
+                    rule, args, inputs, params, wanted = node._node
                 except ValueError:          # (rule,) once freed; a sixth entry if it retains its grad
-                    if len(recorded) == 1:
+                    if len(node._node) == 1:
                         raise RuntimeError("backward() through a graph that an earlier backward() already "
                                            "freed: pass retain_graph=True to the first call") from None
-                    rule, args, inputs, params, wanted, _ = recorded
-                    reached.append((node, g))
+                    rule, args, inputs, params, wanted, _ = node._node
+                    kept.append((node, g))
                 vjps = rule.vjps
                 for i in wanted:
                     arg = args[i]
@@ -260,20 +261,27 @@ class Tensor:
                     if gi.shape != arg.data.shape:
                         gi = unbroadcast(gi, arg.data.shape)
                     acc = arg._acc
-                    if acc is None:         # arg's consumers were all created after it: none is left behind
-                        arg._acc = gi
-                        heappush(pending, (-arg._seq, arg))
-                    else:
+                    if acc is not None:
                         arg._acc = acc + gi
+                        continue
+                    arg._acc = gi
+                    if arg._node:           # its consumers were all created after it: none is left behind
+                        heappush(pending, (arg._seq, arg))
+                    else:
+                        leaves.append(arg)
                 if not retain_graph:        # free the buffers; the rule stays for .op
-                    node._node = (rule,)
+                    node._node = rule.freed
         except BaseException:
-            for _, node in pending:         # a failed pass must not leak partial gradients into the next one
+            for node in leaves + [entry[1] for entry in pending]:   # no partial gradient may leak
                 node._acc = None
             raise
         owned: set = {id(seed)}             # the caller's array may be the seed: a leaf copies it before keeping it
-        for node, g in reached:
+        for node, g in kept:
             node.grad = _accumulated(node.grad, g, node.data.dtype, owned)
+        for leaf in leaves:
+            g = leaf._acc
+            leaf._acc = None
+            leaf.grad = _accumulated(leaf.grad, g, leaf.data.dtype, owned)
 
     # --- operators -------------------------------------------------------------------
     def __add__(self, other): return apply2(_ADD, self, other)
@@ -362,7 +370,7 @@ def _accumulated(current: Any, g: Any, dtype: Any, owned: set) -> Any:
     return g
 
 
-_counter = count()
+_counter = count(0, -1)      # creation order, counted down: the newest tensor has the smallest _seq
 _blank = Tensor.__new__
 
 

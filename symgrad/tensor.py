@@ -158,6 +158,9 @@ class Tensor:
         if flag and self.data.dtype.kind not in "fc":
             raise TypeError(f"only floating-point tensors can require grad; this one has dtype {self.data.dtype}")
         if not flag:
+            if self._node:
+                raise RuntimeError(f"requires_grad_(False) on the result of {self.op}: only a leaf can stop "
+                                   "requiring grad; use detach() for a copy cut from the graph")
             self._node = None
         elif self._node is None:
             self._node = ()

@@ -1,4 +1,4 @@
-"""The restructured reverse-mode engine: graph bookkeeping, ordering and cross-entropy.
+"""The reverse-mode engine's graph bookkeeping, ordering and cross-entropy.
 
 Every expected gradient comes from an oracle that does not touch the engine's
 backward rules: a closed form derived by hand in the test, or central finite
@@ -455,6 +455,18 @@ def test_long_chain_is_walked_without_recursion():
     np.testing.assert_allclose(x.grad, 1.0001 ** 5000, rtol=1e-10)
 
 
+def test_backward_on_a_leaf_itself():
+    x = sg.tensor(2.0, requires_grad=True)
+    x.backward()
+    np.testing.assert_array_equal(x.grad, 1.0)
+    x.backward(np.array(3.0))                     # a leaf is never freed: accumulates
+    np.testing.assert_array_equal(x.grad, 4.0)
+    v = sg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="one-element"):
+        v.backward()
+    assert v.grad is None
+
+
 def test_separate_graphs_accumulate_and_zero_grad_resets():
     xv = rand(3)
     x = sg.tensor(xv, requires_grad=True)
@@ -685,10 +697,24 @@ def test_cross_entropy_bad_labels_raise_clear_value_errors(labels, logits_shape,
     assert z.grad is None
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.int64])
+def test_cross_entropy_label_dtypes_and_tensor_labels(dtype):
+    zv = rand(3, 4)
+    labels = np.array([3, 1, 0], dtype=dtype)
+    for labels_arg in (labels, sg.tensor(labels)):
+        z = sg.tensor(zv, requires_grad=True)
+        loss = sg.cross_entropy(z, labels_arg, reduction="sum")
+        np.testing.assert_allclose(loss.data, ce_reference(zv, labels.astype(np.int64), "sum"), rtol=1e-13)
+        loss.backward()
+        np.testing.assert_allclose(z.grad, softmax_reference(zv) - np.eye(4)[labels], rtol=1e-12, atol=1e-15)
+
+
 def test_cross_entropy_bad_targets_and_reduction_raise():
     z = sg.tensor(np.zeros((2, 3)), requires_grad=True)
     with pytest.raises(ValueError, match=r"target probabilities of shape \(2, 4\).*\(2, 3\)"):
         sg.cross_entropy(z, np.full((2, 4), 0.25))
+    with pytest.raises(ValueError, match=r"target probabilities of shape \(2,\).*integer labels"):
+        sg.cross_entropy(z, np.array([0.0, 1.0]))    # float "labels" are read as probabilities
     with pytest.raises(ValueError, match="reduction"):
         sg.cross_entropy(z, np.array([0, 1]), reduction="avg")
     with pytest.raises(ValueError, match="scalar"):
@@ -911,3 +937,10 @@ def test_property_random_graphs_with_interleaved_leaves(steps, data):
     for k, s in enumerate(steps):
         if s[0] != "leaf" and k not in retained:
             assert nodes[k].grad is None
+
+
+def test_a_recorded_result_cannot_stop_requiring_grad():
+    y = sg.tensor([1.0, 2.0], requires_grad=True) * 3.0
+    with pytest.raises(RuntimeError, match="only a leaf"):
+        y.requires_grad_(False)
+    assert y.requires_grad and y.op == "mul"

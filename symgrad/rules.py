@@ -151,13 +151,18 @@ def _count(x: Any, out: Any) -> int:
     return max(np.size(x) // max(np.size(out), 1), 1)
 
 
+def _shifted(x: Any, axis: int) -> Any:
+    """x minus its largest entry (by real part) along ``axis``: exp of it cannot overflow."""
+    return x - (x.real if x.dtype.kind == "c" else x).max(axis=axis, keepdims=True)
+
+
 def _log_softmax(x: Any, axis: int = -1) -> Any:
-    s = x - x.real.max(axis=axis, keepdims=True)          # shifted by the largest (real part): stable
+    s = _shifted(x, axis)
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 
 
 def _softmax(x: Any, axis: int = -1) -> Any:
-    e = np.exp(x - x.real.max(axis=axis, keepdims=True))
+    e = np.exp(_shifted(x, axis))
     return e / e.sum(axis=axis, keepdims=True)
 
 

@@ -231,7 +231,9 @@ class Tensor:
             if data.size != 1:
                 raise RuntimeError(f"backward() without grad needs a one-element output; this tensor has shape "
                                    f"{self.shape}: pass grad= an array of that shape")
-            seed = backend.xp_of(data).array(1, dtype=data.dtype).reshape(data.shape)
+            seed = backend.xp_of(data).array(1, dtype=data.dtype)
+            if data.ndim:
+                seed = seed.reshape(data.shape)
         else:
             seed = backend.xp_of(data).asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=data.dtype)
             if seed.shape != data.shape:

@@ -151,9 +151,22 @@ def _count(x: Any, out: Any) -> int:
     return max(np.size(x) // max(np.size(out), 1), 1)
 
 
+_SPREAD = 30.0       # exp(30) is far from overflow even in float32; 30 ulps is the most rounding it costs
+
+
 def _shifted(x: Any, axis: int) -> Any:
-    """x minus its largest entry (by real part) along ``axis``: exp of it cannot overflow."""
-    return x - (x.real if x.dtype.kind == "c" else x).max(axis=axis, keepdims=True)
+    """x minus an entry along ``axis`` chosen so that exp of the result cannot overflow.
+
+    That is each row's first entry when no entry exceeds it by more than ``_SPREAD`` (one
+    whole-array check, much cheaper than a row-wise maximum over a short class axis; the
+    sum of exps is then at least 1), else each row's largest entry (by real part).
+    """
+    real = x.real if x.dtype.kind == "c" else x
+    if x.size and (axis == -1 or axis == x.ndim - 1):
+        s = x - x[..., :1]
+        if not (s.real if x.dtype.kind == "c" else s).max() > _SPREAD:    # NaN: as the row maximum would
+            return s
+    return x - real.max(axis=axis, keepdims=True)
 
 
 def _log_softmax(x: Any, axis: int = -1) -> Any:

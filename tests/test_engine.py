@@ -379,6 +379,27 @@ def test_softmax_is_stable_for_huge_logits(name):
     np.testing.assert_array_equal(one_hot, [1.0, 0.0, 0.0])
 
 
+@pytest.mark.parametrize("spread", [0.5, 5.0, 29.0, 31.0, 80.0, 1e4])
+@pytest.mark.parametrize("first_is_max", [True, False])
+def test_log_softmax_float32_is_accurate_whatever_the_spread_of_a_row(spread, first_is_max):
+    """Rows whose first entry is far from their largest entry, below and above the spread at
+    which the shift changes: float32 results stay within a few ulps of a float64 reference."""
+    row = np.array([0.0, spread, spread / 3, -spread, 0.25 * spread], dtype=np.float32)
+    if first_is_max:
+        row[[0, 1]] = row[[1, 0]]
+    x = np.stack([row, -row, np.float32(-7.5) + row])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        got = sg.log_softmax(sg.tensor(x)).data
+        probabilities = sg.softmax(x)
+    reference = x.astype(np.float64)
+    reference = reference - reference.max(axis=-1, keepdims=True)
+    reference = reference - np.log(np.exp(reference).sum(axis=-1, keepdims=True))
+    assert got.dtype == np.float32
+    ulps = np.abs(got - reference) / np.spacing(np.maximum(np.abs(reference), 1).astype(np.float32))
+    assert ulps.max() <= 4, ulps
+    np.testing.assert_allclose(probabilities, np.exp(reference), rtol=1e-5, atol=1e-30)
+
+
 # --- losses: closed forms ---------------------------------------------------------------------------
 
 def test_mse_loss_closed_forms():

@@ -9,6 +9,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 import re
 import sys
 from typing import Any, Optional
@@ -102,8 +103,11 @@ def _check_expression(expression: str, at: Optional[str], wrt: Optional[str], op
 
     f, params, data = loss_from_options(expression, at, wrt)
     weights = list(params)
-    return sg.check(f, params, data, title=f"gradient of {expression} with respect to {', '.join(weights)}",
-                    **options)
+    report = sg.check(f, params, data, title=f"gradient of {expression} with respect to {', '.join(weights)}",
+                      **options)
+    if not report.ok and report.value is not None and not math.isfinite(report.value):
+        raise InputError(f"{expression} is {report.value} at the given point: there is no gradient to check there")
+    return report
 
 
 def _check_examples(options: dict, as_json: bool) -> bool:

@@ -37,7 +37,7 @@ def check_command(expression: Optional[str], at: Optional[str], wrt: Optional[st
     One row per weight, worst first, judged against the exact value; the verdict
     says which method is wrong. Without EXPRESSION, every built-in course example
     is checked, one table each, then a summary line. Exit code 0 when all agree,
-    1 when they disagree, 2 for bad usage.
+    1 when they disagree, 2 for bad usage or a loss that is not finite at the point.
 
     \b
     Example:

@@ -204,8 +204,8 @@ def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:
 
 
 def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
-    """Softmax cross-entropy of ``logits`` (N, C) or (C,) against integer class labels
-    (N,) or () — or class probabilities of the logits' shape — stable for large logits.
+    """Softmax cross-entropy of ``logits`` (..., C) — classes on the last axis — against integer
+    class labels of shape (...) or class probabilities of the logits' shape; stable for large logits.
 
     Example:
         >>> round(float(cross_entropy(np.zeros((1, 4)), [2])), 6)  # log 4
@@ -230,12 +230,16 @@ def _class_target(logits: Any, target: Any) -> Any:
     if type(raw) is not np.ndarray or type(array) is not np.ndarray or raw.dtype.kind == "O":
         if is_symbolic(logits) or is_symbolic(target):
             return target
-        raw = backend.to_device(raw if hasattr(raw, "dtype") else np.asarray(raw), backend.device_of(array))
+        if isinstance(array, (np.generic, list, tuple)) or not hasattr(array, "shape"):
+            array = np.asarray(array)
+        if isinstance(raw, (np.generic, list, tuple)) or not hasattr(raw, "dtype"):
+            raw = np.asarray(raw)         # a NumPy scalar label too: labels stay arrays
+        raw = backend.to_device(raw, backend.device_of(array))
         if not isinstance(target, Tensor):
             target = raw                  # labels follow the logits to the GPU
     shape = array.shape
     if not shape:
-        raise ValueError("cross_entropy: logits must have a class axis (shape (C,) or (N, C)), got a scalar")
+        raise ValueError("cross_entropy: logits must have a class axis (shape (..., C)), got a scalar")
     if raw.dtype.kind in "iu":
         if raw.shape != shape[:-1]:
             raise ValueError(f"cross_entropy: labels of shape {tuple(raw.shape)} do not match logits of shape "

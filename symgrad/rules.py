@@ -151,22 +151,9 @@ def _count(x: Any, out: Any) -> int:
     return max(np.size(x) // max(np.size(out), 1), 1)
 
 
-_SPREAD = 30.0       # exp(30) is far from overflow even in float32; 30 ulps is the most rounding it costs
-
-
 def _shifted(x: Any, axis: int) -> Any:
-    """x minus an entry along ``axis`` chosen so that exp of the result cannot overflow.
-
-    That is each row's first entry when no entry exceeds it by more than ``_SPREAD`` (one
-    whole-array check, much cheaper than a row-wise maximum over a short class axis; the
-    sum of exps is then at least 1), else each row's largest entry (by real part).
-    """
-    real = x.real if x.dtype.kind == "c" else x
-    if x.size and (axis == -1 or axis == x.ndim - 1):
-        s = x - x[..., :1]
-        if not (s.real if x.dtype.kind == "c" else s).max() > _SPREAD:    # NaN: as the row maximum would
-            return s
-    return x - real.max(axis=axis, keepdims=True)
+    """x minus its largest entry (by real part) along ``axis``: exp of the result cannot overflow."""
+    return x - (x.real if x.dtype.kind == "c" else x).max(axis=axis, keepdims=True)
 
 
 def _log_softmax(x: Any, axis: int = -1) -> Any:
@@ -409,7 +396,7 @@ def _cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> tuple:
     else:
         losses = -backend.xp_of(lsm).take_along_axis(lsm, target[..., None], axis=-1)[..., 0]
     if reduction == "mean":
-        return losses.sum() / max(losses.size, 1), lsm
+        return losses.sum() / losses.size, lsm      # as losses.mean() (nan for no rows), without its wrapper
     return (losses.sum() if reduction == "sum" else losses), lsm
 
 
@@ -427,8 +414,7 @@ def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, red
     else:
         index = target[..., None]
         xp.put_along_axis(p, index, xp.take_along_axis(p, index, axis=-1) - 1, axis=-1)
-    p *= g
-    return p
+    return p * g                          # not in place: g may be complex (complex-step) when p is not
 
 
 def _cross_entropy_target_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, reduction: str = "mean") -> Any:

@@ -276,17 +276,18 @@ class Tensor:
                         leaves.append(arg)
                 if not retain_graph:        # free the buffers; the rule stays for .op
                     node._node = rule.freed
+            owned: set = {id(seed)}         # the caller's array may be the seed: a leaf copies it before keeping it
+            grads = [(node, _accumulated(node.grad, g, node.data.dtype, owned)) for node, g in kept]
+            for leaf in leaves:
+                grads.append((leaf, _accumulated(leaf.grad, leaf._acc, leaf.data.dtype, owned)))
         except BaseException:
             for node in leaves + [entry[1] for entry in pending]:   # no partial gradient may leak
                 node._acc = None
             raise
-        owned: set = {id(seed)}             # the caller's array may be the seed: a leaf copies it before keeping it
-        for node, g in kept:
-            node.grad = _accumulated(node.grad, g, node.data.dtype, owned)
         for leaf in leaves:
-            g = leaf._acc
             leaf._acc = None
-            leaf.grad = _accumulated(leaf.grad, g, leaf.data.dtype, owned)
+        for node, g in grads:               # every .grad is written once the whole pass has succeeded
+            node.grad = g
 
     # --- operators -------------------------------------------------------------------
     def __add__(self, other): return apply2(_ADD, self, other)

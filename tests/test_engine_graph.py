@@ -944,3 +944,61 @@ def test_a_recorded_result_cannot_stop_requiring_grad():
     with pytest.raises(RuntimeError, match="only a leaf"):
         y.requires_grad_(False)
     assert y.requires_grad and y.op == "mul"
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge cases found in review
+# ---------------------------------------------------------------------------------------------
+
+def test_masked_first_logit_gives_the_softmax_of_the_rest():
+    x = np.array([[-np.inf, 0.0, 1.0]])
+    e = np.e
+    np.testing.assert_allclose(sg.softmax(x), [[0.0, 1 / (1 + e), e / (1 + e)]], rtol=1e-14)
+    assert float(sg.cross_entropy(sg.tensor(x), [2])) == pytest.approx(np.log1p(e) - 1, rel=1e-14)
+
+
+def test_nan_in_one_row_leaves_the_other_rows_alone():
+    x = np.array([[np.nan, 0.0], [0.0, 1000.0]])
+    out = sg.log_softmax(x)
+    assert np.isnan(out[0]).all()
+    np.testing.assert_allclose(out[1], [-1000.0, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("logits, label, expected", [
+    ([[0.0, 0.0, 0.0, 0.0]], [2], np.log(4)),
+    ([0.0, 0.0], 1, np.log(2)),
+])
+def test_cross_entropy_of_plain_lists(logits, label, expected):
+    assert float(sg.cross_entropy(logits, label)) == pytest.approx(expected, rel=1e-14)
+
+
+def test_cross_entropy_of_scalar_logits_is_a_clear_error():
+    with pytest.raises(ValueError, match="class axis"):
+        sg.cross_entropy(1.0, 0)
+
+
+def test_numpy_integer_scalar_label_with_tensor_logits():
+    z = np.array([0.5, -1.0, 2.0])
+    t = sg.tensor(z, requires_grad=True)
+    loss = sg.cross_entropy(t, np.int64(2))
+    loss.backward()
+    p = np.exp(z) / np.exp(z).sum()
+    assert float(loss) == pytest.approx(-np.log(p[2]), rel=1e-14)
+    np.testing.assert_allclose(t.grad, p - np.eye(3)[2], rtol=1e-12)
+
+
+def test_a_failure_while_writing_grads_leaves_every_leaf_clean():
+    a = sg.tensor([1.0, 2.0], requires_grad=True)
+    b = sg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    a.grad = np.zeros(5)                    # cannot take a gradient of shape (2,)
+    with pytest.raises(ValueError):
+        ((b * 2.0).sum() + (a * 3.0).sum()).backward()
+    assert b.grad is None
+    a.grad = None
+    ((b * 2.0).sum() + (a * 3.0).sum()).backward()
+    np.testing.assert_array_equal(a.grad, [3.0, 3.0])
+    np.testing.assert_array_equal(b.grad, [2.0, 2.0, 2.0])
+
+
+def test_softmax_of_a_scalar_is_one():
+    assert float(sg.softmax(np.array(1.5))) == 1.0

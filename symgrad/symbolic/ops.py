@@ -265,7 +265,7 @@ def _is_labels(target: Any) -> bool:
 
 
 def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
-    """Softmax cross-entropy of ``logits`` (C,) or (N, C) against integer labels or class probabilities.
+    """Softmax cross-entropy of ``logits`` (..., C) against integer labels or class probabilities.
 
     Example:
         >>> a, b = sympy.symbols("a b")
@@ -274,7 +274,7 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
     """
     logits = _objects(logits)
     if logits.ndim == 0:
-        raise ValueError("cross_entropy: logits must have a class axis (shape (C,) or (N, C)), got a scalar")
+        raise ValueError("cross_entropy: logits must have a class axis (shape (..., C)), got a scalar")
     lsm = log_softmax(logits, -1)
     if _is_labels(target):
         labels = np.asarray(target, dtype=np.int64)

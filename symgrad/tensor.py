@@ -2,10 +2,11 @@
 
 A Tensor wraps a NumPy (or CuPy) array. Every operation on tensors that require
 grad records one node: the rule from :mod:`symgrad.rules`, the arguments and
-their arrays. :meth:`Tensor.backward` walks those nodes in reverse topological
-order (built without recursion), calls each rule's vector-Jacobian products,
-undoes broadcasting once per edge, accumulates the gradients of shared nodes and
-frees each node's buffers as soon as it has been used.
+what the rule's VJPs read. :meth:`Tensor.backward` takes the nodes from a heap,
+newest first (a reverse topological order, without recursion), calls each rule's
+vector-Jacobian products, undoes broadcasting once per edge, accumulates the
+gradients of shared nodes and frees each node's buffers as soon as it has been
+used; the leaves' ``grad`` is written once the whole pass has succeeded.
 
 Example:
     >>> a = tensor(2.0, requires_grad=True)

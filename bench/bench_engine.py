@@ -330,19 +330,30 @@ def numpy_matmul():
     return checked(run, value=lambda grads: float(grads[0][0, :8].sum()))
 
 
-def symgrad_matmul():
-    """A @ B on symgrad's engine, then ``backward(G)``."""
-    import symgrad as sg
+def recorded_matmul(a, b, g):
+    """``A @ B`` then ``backward(G)`` with tensors that record (symgrad's or PyTorch's), as one call.
 
-    a_array, b_array, g = square()
-    a, b = sg.tensor(a_array, requires_grad=True), sg.tensor(b_array, requires_grad=True)
-
+    Example:
+        >>> import symgrad as sg
+        >>> a, b = sg.tensor([[1.0]], requires_grad=True), sg.tensor([[2.0]], requires_grad=True)
+        >>> recorded_matmul(a, b, [[1.0]]).extra
+        {'check': 2.0}
+    """
     def run():
         a.grad = b.grad = None
         (a @ b).backward(g)
         return a.grad, b.grad
 
     return checked(run, value=lambda grads: float(grads[0][0, :8].sum()))
+
+
+def symgrad_matmul():
+    """A @ B on symgrad's engine, then ``backward(G)``."""
+    import symgrad as sg
+
+    a_array, b_array, g = square()
+    a, b = sg.tensor(a_array, requires_grad=True), sg.tensor(b_array, requires_grad=True)
+    return recorded_matmul(a, b, g)
 
 
 def torch_matmul():
@@ -353,13 +364,7 @@ def torch_matmul():
     a, b, g = (torch.from_numpy(m) for m in square())
     a.requires_grad_()
     b.requires_grad_()
-
-    def run():
-        a.grad = b.grad = None
-        (a @ b).backward(g)
-        return a.grad, b.grad
-
-    return checked(run, value=lambda grads: float(grads[0][0, :8].sum()))
+    return recorded_matmul(a, b, g)
 
 
 def autograd_matmul():

@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import backend
-from .rules import RULES
+from .rules import RULES, check_reduction
 from .tensor import Tensor, apply, shape_error
 
 __all__ = [
@@ -198,8 +198,7 @@ def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:
         >>> float(mse_loss(np.array([1.0, 3.0]), np.array([2.0, 2.0])))
         1.0
     """
-    if reduction not in _REDUCTIONS:
-        raise _reduction_error(reduction)
+    check_reduction(reduction)
     return call("mse_loss", pred, target, reduction=reduction)
 
 
@@ -211,16 +210,10 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
         >>> round(float(cross_entropy(np.zeros((1, 4)), [2])), 6)  # log 4
         1.386294
     """
-    if reduction not in _REDUCTIONS:
-        raise _reduction_error(reduction)
+    check_reduction(reduction)
     return call("cross_entropy", logits, _class_target(logits, target), reduction=reduction)
 
 
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _reduction_error(reduction: Any) -> ValueError:
-    return ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
 
 
 def _class_target(logits: Any, target: Any) -> Any:
@@ -230,9 +223,9 @@ def _class_target(logits: Any, target: Any) -> Any:
     if type(raw) is not np.ndarray or type(array) is not np.ndarray or raw.dtype.kind == "O":
         if is_symbolic(logits) or is_symbolic(target):
             return target
-        if isinstance(array, (np.generic, list, tuple)) or not hasattr(array, "shape"):
+        if isinstance(array, np.generic) or not hasattr(array, "shape"):
             array = np.asarray(array)
-        if isinstance(raw, (np.generic, list, tuple)) or not hasattr(raw, "dtype"):
+        if isinstance(raw, np.generic) or not hasattr(raw, "dtype"):
             raw = np.asarray(raw)         # a NumPy scalar label too: labels stay arrays
         raw = backend.to_device(raw, backend.device_of(array))
         if not isinstance(target, Tensor):

@@ -166,14 +166,26 @@ def _softmax(x: Any, axis: int = -1) -> Any:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: Any) -> None:
+    """Raise ValueError unless ``reduction`` is one of :data:`REDUCTIONS` (the losses' reductions).
+
+    Example:
+        >>> check_reduction("mean")
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+
+
 def _reduce(values: Any, reduction: str) -> Any:
     if reduction == "mean":
-        return values.sum() / values.size         # as values.mean(), without its Python-level wrapper
+        return values.sum() / values.size         # as values.mean() (nan for none), without its Python wrapper
     if reduction == "sum":
         return values.sum()
-    if reduction == "none":
-        return values
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    check_reduction(reduction)
+    return values
 
 
 def _reduction_scale(g: Any, shape: tuple, reduction: str) -> Any:
@@ -181,6 +193,12 @@ def _reduction_scale(g: Any, shape: tuple, reduction: str) -> Any:
     if reduction == "mean":
         return g / max(math.prod(shape), 1)
     return g
+
+
+def _row_gradient(g: Any, lsm: Any, reduction: str) -> Any:
+    """The gradient reaching each row's loss of cross-entropy, ready to broadcast over the classes."""
+    g = _reduction_scale(g, lsm.shape[:-1], reduction)
+    return g[..., None] if reduction == "none" else g
 
 
 # --- arithmetic -------------------------------------------------------------------
@@ -395,17 +413,12 @@ def _cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> tuple:
         losses = -lsm[backend.xp_of(lsm).arange(lsm.shape[0]), target]
     else:
         losses = -backend.xp_of(lsm).take_along_axis(lsm, target[..., None], axis=-1)[..., 0]
-    if reduction == "mean":
-        return losses.sum() / losses.size, lsm      # as losses.mean() (nan for no rows), without its wrapper
-    return (losses.sum() if reduction == "sum" else losses), lsm
+    return _reduce(losses, reduction), lsm
 
 
 def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, reduction: str = "mean") -> Any:
     p = np.exp(lsm)                       # the softmax, from the saved log-probabilities
-    if reduction == "mean":
-        g = g / max(math.prod(lsm.shape[:-1]), 1)
-    elif reduction == "none":
-        g = g[..., None]
+    g = _row_gradient(g, lsm, reduction)
     if target.dtype.kind not in "iu":
         return g * (p * target.sum(axis=-1, keepdims=True) - target)
     xp = backend.xp_of(p)                 # p is a fresh array of our own: subtract the one-hot labels in place
@@ -418,11 +431,7 @@ def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, red
 
 
 def _cross_entropy_target_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, reduction: str = "mean") -> Any:
-    if reduction == "mean":
-        g = g / max(math.prod(lsm.shape[:-1]), 1)
-    elif reduction == "none":
-        g = g[..., None]
-    return -g * lsm
+    return -_row_gradient(g, lsm, reduction) * lsm
 
 
 defrule("cross_entropy", _cross_entropy, _cross_entropy_vjp, _cross_entropy_target_vjp, saves=True)

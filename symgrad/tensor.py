@@ -414,12 +414,9 @@ def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
         else:
             inputs.append(a if kind in _AS_IS else _constant(a))
     try:
-        out = rule.forward(*inputs, **params)
+        out, inputs = rule.run(*inputs, **params)
     except ValueError as err:
         raise shape_error(rule, inputs, err) from None
-    if rule.saves:
-        out, saved = out
-        inputs.append(saved)
     if wanted is None:
         return _new_tensor(out)
     return _new_tensor(out, (rule, args, (out, *inputs), params, wanted))

@@ -849,6 +849,7 @@ UNARY_NP = {"tanh": (sg.tanh, np.tanh), "sin": (sg.sin, np.sin), "sigmoid": (sg.
 BINARY_NP = {"add": operator.add, "sub": operator.sub, "mul": operator.mul}
 # a product goes through tanh, in the engine and in NumPy alike, so that no chain of squarings can overflow
 BOUNDED = {"mul": (sg.tanh, np.tanh)}
+LEAF = (lambda v: sg.tensor(v, requires_grad=True), lambda v: v)
 
 
 @st.composite
@@ -871,41 +872,38 @@ def programs(draw):
     return steps
 
 
-def run_numpy(steps, leaf_values, perturb=None):
-    """Evaluate the program in NumPy; ``perturb=(k, delta)`` adds delta to node k's value."""
-    vals = []
+def run_program(steps, leaf_values, side, perturb=None):
+    """The values of every node: ``side`` 0 runs symgrad (each leaf a tensor made at its step,
+    after the ops before it), 1 NumPy's own functions; ``leaf_values`` gives the leaves in
+    order; ``perturb=(k, delta)`` adds delta to node k's value."""
+    values = []
     leaf_iter = iter(leaf_values)
     for k, step in enumerate(steps):
         if step[0] == "leaf":
-            v = next(leaf_iter)
+            v = LEAF[side](next(leaf_iter))
         elif step[0] == "unary":
-            v = UNARY_NP[step[1]][1](vals[step[2]])
+            v = UNARY_NP[step[1]][side](values[step[2]])
         else:
-            v = BINARY_NP[step[1]](vals[step[2]], vals[step[3]])
+            v = BINARY_NP[step[1]](values[step[2]], values[step[3]])
             if step[1] in BOUNDED:
-                v = BOUNDED[step[1]][1](v)
+                v = BOUNDED[step[1]][side](v)
         if perturb is not None and perturb[0] == k:
             v = v + perturb[1]
-        vals.append(v)
-    return np.sum(np.tanh(sum(vals)))               # every node contributes to the loss
+        values.append(v)
+    return values
+
+
+def run_numpy(steps, leaf_values, perturb=None):
+    """The program's loss in NumPy: every node contributes."""
+    return np.sum(np.tanh(sum(run_program(steps, leaf_values, 1, perturb))))
 
 
 @FAST
 @given(programs(), st.data())
 def test_property_random_graphs_with_interleaved_leaves(steps, data):
     leaf_values = [s[1] for s in steps if s[0] == "leaf"]
-    nodes, leaves = [], []
-    for step in steps:
-        if step[0] == "leaf":
-            t = sg.tensor(step[1], requires_grad=True)
-            leaves.append(t)
-        elif step[0] == "unary":
-            t = UNARY_NP[step[1]][0](nodes[step[2]])
-        else:
-            t = BINARY_NP[step[1]](nodes[step[2]], nodes[step[3]])
-            if step[1] in BOUNDED:
-                t = BOUNDED[step[1]][0](t)
-        nodes.append(t)
+    nodes = run_program(steps, leaf_values, 0)
+    leaves = [t for t, s in zip(nodes, steps) if s[0] == "leaf"]
     retained = [k for k, s in enumerate(steps) if s[0] != "leaf" and data.draw(st.booleans())]
     for k in retained:
         nodes[k].retain_grad()

@@ -25,6 +25,7 @@ import numpy as np
 import sympy
 
 from .. import backend
+from ..rules import check_reduction
 from .codegen import numpy_function
 from .ops import as_sympy
 from .parse import check_arguments, parse, parse_function
@@ -152,8 +153,7 @@ class Derivatives:
             >>> float(g["w"]), float(g["b"])
             (-1.0, -1.0)
         """
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+        check_reduction(reduction)
         if reduction not in self._compiled:
             symbols = [s for array in self._variables.values() for s in array.reshape(-1)]
             function = numpy_function(self._partials_program(), symbols)

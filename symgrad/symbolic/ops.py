@@ -31,6 +31,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sympy
 
+from ..rules import check_reduction
+
 __all__ = [
     "exp", "log", "tanh", "sigmoid", "relu", "sin", "cos", "sqrt", "abs",
     "sum", "mean", "max", "maximum", "minimum", "where", "matmul", "reshape", "transpose",
@@ -238,9 +240,8 @@ def _reduced(values: Any, reduction: str) -> Any:
         return mean(values)
     if reduction == "sum":
         return sum(values)
-    if reduction == "none":
-        return values
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    check_reduction(reduction)
+    return values
 
 
 def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:

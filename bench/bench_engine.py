@@ -247,21 +247,32 @@ def numpy_chain(steps: int, affine: bool):
     return checked(run, value=lambda g: float(g.sum()), ops=3 * steps if affine else steps)
 
 
+def recorded_chain(tensor, tanh, steps: int, affine: bool):
+    """The chain of tanh recorded by an engine with PyTorch's interface (``tensor``, ``tanh``), then ``backward()``.
+
+    Example:
+        >>> import symgrad as sg
+        >>> round(recorded_chain(sg.tensor, sg.tanh, 2, affine=False).extra["check"], 3)
+        9.866
+    """
+    x0 = vector()
+
+    def run():
+        x0t = tensor(x0, requires_grad=True)
+        x = x0t
+        for _ in range(steps):
+            x = tanh(x * 1.01 + 0.1) if affine else tanh(x)
+        x.sum().backward()
+        return x0t.grad
+
+    return checked(run, value=lambda g: float(g.sum()), ops=3 * steps if affine else steps)
+
+
 def symgrad_chain(steps: int, affine: bool):
     """The chain of tanh recorded by symgrad's engine, then ``backward()``."""
     import symgrad as sg
 
-    x0 = vector()
-
-    def run():
-        x0t = sg.tensor(x0, requires_grad=True)
-        x = x0t
-        for _ in range(steps):
-            x = sg.tanh(x * 1.01 + 0.1) if affine else sg.tanh(x)
-        sg.sum(x).backward()
-        return x0t.grad
-
-    return checked(run, value=lambda g: float(g.sum()), ops=3 * steps if affine else steps)
+    return recorded_chain(sg.tensor, sg.tanh, steps, affine)
 
 
 def torch_chain(steps: int, affine: bool):
@@ -269,17 +280,7 @@ def torch_chain(steps: int, affine: bool):
     import torch
 
     torch.set_num_threads(1)
-    x0 = vector()
-
-    def run():
-        x0t = torch.tensor(x0, requires_grad=True)
-        x = x0t
-        for _ in range(steps):
-            x = torch.tanh(x * 1.01 + 0.1) if affine else torch.tanh(x)
-        x.sum().backward()
-        return x0t.grad
-
-    return checked(run, value=lambda g: float(g.sum()), ops=3 * steps if affine else steps)
+    return recorded_chain(torch.tensor, torch.tanh, steps, affine)
 
 
 def _chain_function(tanh, total, steps: int, affine: bool):

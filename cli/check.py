@@ -99,15 +99,33 @@ def examples_command(name: Optional[str], as_json: bool) -> None:
 
 
 def _check_expression(expression: str, at: Optional[str], wrt: Optional[str], options: dict) -> Any:
+    import numpy as np  # noqa: PLC0415
+
     import symgrad as sg  # noqa: PLC0415
 
     f, params, data = loss_from_options(expression, at, wrt)
+    with np.errstate(all="ignore"):
+        if np.isnan(f(**params, **data)):
+            raise InputError(f"{expression} is nan at the given point (outside its domain): there is no gradient "
+                             "to check there")
     weights = list(params)
     report = sg.check(f, params, data, title=f"gradient of {expression} with respect to {', '.join(weights)}",
                       **options)
     if not report.ok and report.value is not None and not math.isfinite(report.value):
         raise InputError(f"{expression} is {report.value} at the given point: there is no gradient to check there")
+    singular = [row for row in report.failures if row.verdict == "unchecked" and _undefined_gradient(row)]
+    if singular and len(singular) == len(report.failures):
+        row = singular[0]
+        value = next(v for v in (row.symbolic, row.backprop, row.finite_diff) if v is not None)
+        raise InputError(f"the gradient of {expression} is not finite at the given point ({row.element}: {value}): "
+                         "there is nothing to check there")
     return report
+
+
+def _undefined_gradient(row: Any) -> bool:
+    """Whether the exact value (or, without one, every value) of a row is infinite or NaN: no gradient exists."""
+    values = [row.symbolic] if row.symbolic is not None else [row.finite_diff, row.backprop]
+    return not any(math.isfinite(v) for v in values if v is not None)
 
 
 def _check_examples(options: dict, as_json: bool) -> bool:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -34,6 +35,7 @@ __all__ = ["check", "assert_gradients_close", "check_backward", "CheckReport", "
 
 FD_METHODS = ("forward", "backward", "central", "complex", "richardson")
 MAX_ASSERT_ROWS = 30          # the AssertionError lists at most this many disagreeing entries
+MAX_PRECISE_ROWS = 64         # failing entries whose exact value is re-evaluated past float64, at most
 
 
 def check(f: Callable[..., Any], params: Mapping[str, Any], data: Optional[Mapping[str, Any]] = None,
@@ -61,10 +63,8 @@ def check(f: Callable[..., Any], params: Mapping[str, Any], data: Optional[Mappi
     run = _Methods(fd_method, h)
     for method in methods:
         run.gradient(method, f, params, data)
-    return judge(run.gradients, {name: np.shape(v) for name, v in params.items()}, rtol=rtol, atol=atol,
-                 dtype=_least_precise(dtype, *params.values()), fd_method=run.fd_method, value=value,
-                 kinks=run.kinks, one_sided=run.one_sided, smooth=run.smooth, timings=run.timings,
-                 notes=run.notes, title=title)
+    return run.report({name: np.shape(v) for name, v in params.items()}, rtol=rtol, atol=atol,
+                      dtype=_least_precise(dtype, *params.values()), value=value, timings=run.timings, title=title)
 
 
 def assert_gradients_close(f: Callable[..., Any], params: Mapping[str, Any],
@@ -118,8 +118,9 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any],
     differentiate), as ``torch.autograd.Function.backward`` does. Each gradient is
     compared with finite differences of ``sum(grad_output * forward(*inputs))``
     and, where SymPy can trace ``forward``, with the exact derivative. Inputs are
-    named after ``forward``'s parameters (or the keys of a dict of inputs), so the
-    report names the input and the index that disagree. ``grad_output`` defaults to
+    named after ``forward``'s parameters, so the report names the input and the
+    index that disagree; a dict of inputs is keyed by those names and passed in
+    ``forward``'s order, whatever the dict's order. ``grad_output`` defaults to
     a fixed random array: all-ones would hide a transposed or mis-summed gradient.
 
     Example:
@@ -158,10 +159,9 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any],
     for method in ("symbolic", "finite_diff") if exact else ("finite_diff",):
         run.gradient(method, inner, checked, others)
     run.gradients["backprop"], run.timings["backprop"] = tested, spent
-    return judge(run.gradients, {n: np.shape(v) for n, v in checked.items()}, rtol=rtol, atol=atol,
-                 dtype=_least_precise(dtype, *checked.values()), fd_method=run.fd_method, value=value,
-                 kinks=run.kinks, one_sided=run.one_sided, smooth=run.smooth, notes=run.notes,
-                 timings={m: run.timings[m] for m in METHODS if m in run.timings},
+    return run.report({n: np.shape(v) for n, v in checked.items()}, rtol=rtol, atol=atol,
+                      dtype=_least_precise(dtype, *checked.values()), value=value,
+                      timings={m: run.timings[m] for m in METHODS if m in run.timings},
                  title=f"check_backward of {getattr(backward, '__name__', 'backward')} "
                        f"(grad_output of shape {out.shape})", labels={**TITLES, "backprop": "backward"})
 
@@ -175,8 +175,9 @@ class _NotApplicable(Exception):
 
 class _Methods:
     """Runs the methods one by one, collecting gradients, timings, kinks and notes (never raising for a method
-    that does not apply). ``one_sided`` holds the (left, right) slopes at the kinks; ``smooth`` whether the
-    exact value comes from a loss without non-smooth functions."""
+    that does not apply), then judges them. ``one_sided`` holds the (left, right) slopes at the kinks; ``smooth``
+    whether the exact value comes from a loss without non-smooth functions; ``precise`` re-evaluates exact
+    partials past float64 (see :class:`symgrad.exact.Exact`)."""
 
     def __init__(self, fd_method: str, h: Optional[float]):
         self.fd_method, self.h = fd_method, h
@@ -185,14 +186,40 @@ class _Methods:
         self.kinks: dict = {}
         self.one_sided: dict = {}
         self.smooth = False
+        self.precise: Optional[Callable[[list], list]] = None
         self.notes: list = []
+
+    def report(self, shapes: dict, **fields: Any) -> CheckReport:
+        """The judged report. Where an entry fails against an exact value whose float64 evaluation loses
+        digits (its formula evaluated with 30 digits differs), that entry is judged again against the precise
+        value, with twice the formula's float64 rounding added to its tolerances: any float64 computation of
+        that derivative (backprop, finite differences) can be expected to round as much."""
+        settings = dict(fd_method=self.fd_method, kinks=self.kinks, one_sided=self.one_sided, smooth=self.smooth)
+        report = judge(self.gradients, shapes, notes=self.notes, **settings, **fields)
+        failing = [r for r in report.failures if r.symbolic is not None and math.isfinite(r.symbolic)]
+        if not failing or self.precise is None:
+            return report
+        failing = failing[:MAX_PRECISE_ROWS]
+        exact = {n: np.array(g, dtype=np.float64) for n, g in self.gradients["symbolic"].items()}
+        slack = {n: np.zeros(shapes[n]) for n in shapes}
+        lossy = []
+        for row, precise in zip(failing, self.precise([(r.name, r.index) for r in failing])):
+            if math.isfinite(precise) and precise != row.symbolic:
+                rounding = abs(precise - row.symbolic)
+                exact[row.name][row.index], slack[row.name][row.index] = precise, 2 * rounding
+                lossy.append(f"{row.element} ({rounding:.2g})")
+        if not lossy:
+            return report
+        notes = self.notes + [f"the exact formula loses digits to rounding in float64 at {', '.join(lossy)}: judged "
+                              f"there against its value to 30 digits, allowing twice that rounding"]
+        return judge({**self.gradients, "symbolic": exact}, shapes, notes=notes, slack=slack, **settings, **fields)
 
     def gradient(self, method: str, f: Callable[..., Any], params: dict, data: dict) -> None:
         """The gradient of ``f(**params, **data)`` by ``method``, or a note saying why it does not apply."""
         start = time.perf_counter()
         try:
             if method == "symbolic":
-                self.gradients[method], self.smooth = _exact_gradient(f, params, data, self.notes)
+                self.gradients[method], self.smooth, self.precise = _exact_gradient(f, params, data, self.notes)
             elif method == "finite_diff":
                 self.gradients[method], self.kinks, self.one_sided, self.fd_method = _fd_gradient(
                     lambda **p: f(**p, **data), params, self.fd_method, self.h, self.notes)
@@ -205,19 +232,19 @@ class _Methods:
 
 
 def _exact_gradient(f: Callable[..., Any], params: dict, data: dict, notes: list) -> tuple:
-    """The exact gradient from SymPy's partial derivatives (see :mod:`symgrad.exact`), in float64, and whether
-    the loss is smooth."""
+    """The exact gradient from SymPy's partial derivatives (see :mod:`symgrad.exact`) in float64, whether the
+    loss is smooth, and the function evaluating partials past float64 (or None)."""
     try:
         from .exact import exact_derivation  # noqa: PLC0415  (loads SymPy)
 
-        gradient, how, smooth = exact_derivation(f, params, data)
+        gradient, how, smooth, precise = exact_derivation(f, params, data)
     except ImportError as err:
         raise _NotApplicable(f"the symbolic engine is not available ({err})") from None
     except Exception as err:  # noqa: BLE001  (any failure to trace means: no exact value, said in the report)
         raise _NotApplicable(f"SymPy cannot trace the function: {_first_line(err)}") from None
     if how != "derived whole":
         notes.append(f"exact value {how}")
-    return gradient, smooth
+    return gradient, smooth, precise
 
 
 def _fd_gradient(f: Callable[..., Any], params: dict, fd_method: str, h: Optional[float], notes: list) -> tuple:
@@ -286,7 +313,11 @@ def _params(params: Mapping[str, Any]) -> list:
         raise TypeError(f"params must be a dict of name -> number or array, not {type(params).__name__}")
     if not params:
         raise ValueError("params is empty: there is no weight to differentiate")
-    return [(name, value.data if isinstance(value, Tensor) else value) for name, value in params.items()]
+    pairs = [(name, value.data if isinstance(value, Tensor) else value) for name, value in params.items()]
+    empty = [name for name, value in pairs if np.size(value) == 0]
+    if empty:
+        raise ValueError(f"param {empty[0]!r} is an empty array: there is no weight to differentiate in it")
+    return pairs
 
 
 def _real_array(what: str, value: Any, keep_scalar: bool = False) -> Any:
@@ -302,16 +333,19 @@ def _real_array(what: str, value: Any, keep_scalar: bool = False) -> Any:
 
 
 def _loss_value(f: Callable[..., Any], params: dict, data: dict) -> tuple:
-    """``f`` on plain NumPy: its scalar value and the dtype it was computed in."""
-    out = f(**params, **data)
+    """``f`` on plain NumPy: its scalar value and the dtype it was computed in (a NaN value is an error)."""
+    with np.errstate(all="ignore"):             # a NaN is reported below; an overflow shows in the report
+        out = f(**params, **data)
     out = out.data if isinstance(out, Tensor) else out
     array = np.asarray(out)
     if array.size != 1:
         raise ValueError(f"the loss must return a scalar; it returned shape {array.shape}")
     if array.dtype.kind not in "iuf":
         raise TypeError(f"the loss must return a real number, not {array.dtype}")
-    dtype = array.dtype if array.dtype.kind == "f" else np.dtype(np.float64)
-    return float(array.reshape(())), dtype
+    value = float(array.reshape(()))
+    if np.isnan(value):
+        raise ValueError("the loss is nan at this point (outside its domain?): there is no gradient to check there")
+    return value, array.dtype if array.dtype.kind == "f" else np.dtype(np.float64)
 
 
 def _least_precise(dtype: np.dtype, *arrays: Any) -> np.dtype:
@@ -327,24 +361,43 @@ def _least_precise(dtype: np.dtype, *arrays: Any) -> np.dtype:
 
 
 def _named_inputs(forward: Callable[..., Any], inputs: Any) -> tuple:
-    """The names and values of the inputs: dict keys, else ``forward``'s parameter names."""
+    """The names and values of the inputs, in the order ``forward`` takes them.
+
+    A dict keyed by ``forward``'s parameter names is put in their order; a dict keyed by other labels is
+    taken in its own order. Other inputs are named after ``forward``'s parameters (``input0``, ``input1``...
+    when it does not name them).
+
+    Example:
+        >>> _named_inputs(lambda a, b: a * b, {"b": 2.0, "a": 1.0})
+        (['a', 'b'], [1.0, 2.0])
+        >>> _named_inputs(lambda a, b: a * b, {"left": 1.0, "right": 2.0})
+        (['left', 'right'], [1.0, 2.0])
+    """
     if isinstance(inputs, Mapping):
-        names, values = list(inputs), list(inputs.values())
+        names = _parameter_names(forward, len(inputs)) or []
+        if set(names) != set(inputs):
+            if set(names) & set(inputs):
+                raise ValueError(f"the inputs are named {', '.join(map(str, inputs))} and forward takes "
+                                 f"({', '.join(names)}): key them all by forward's parameter names, or by other "
+                                 "labels in forward's order")
+            names = list(inputs)
+        values = [inputs[name] for name in names]
     else:
         values = [inputs] if isinstance(inputs, np.ndarray) or np.isscalar(inputs) else list(inputs)
-        names = _parameter_names(forward, len(values))
+        names = _parameter_names(forward, len(values)) or [f"input{i}" for i in range(len(values))]
     if not values:
         raise ValueError("inputs is empty: give the arrays forward is called with")
     return names, values
 
 
-def _parameter_names(forward: Callable[..., Any], count: int) -> list:
+def _parameter_names(forward: Callable[..., Any], count: int) -> Optional[list]:
+    """The names of ``forward``'s first ``count`` positional parameters; None when it does not name that many."""
     try:
         parameters = list(inspect.signature(forward).parameters.values())
     except (TypeError, ValueError):
         parameters = []
     positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return positional[:count] if len(positional) >= count else [f"input{i}" for i in range(count)]
+    return positional[:count] if len(positional) >= count else None
 
 
 def _grad_output(grad_output: Any, out: np.ndarray) -> Any:

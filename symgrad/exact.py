@@ -23,13 +23,16 @@ Example:
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
+from functools import partial
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import numpy as np
 
 __all__ = ["exact_gradient", "exact_derivation", "Exact"]
 
+PRECISE_DIGITS = 30    # significant digits of the partials evaluated past float64 (Exact.precise)
 MIN_SAMPLES = 3        # below this, deriving the whole batch costs no more than the separability proof
 AGREEMENT = 1e-8       # per-sample total and batch loss this close (relatively) agree up to rounding
 
@@ -40,6 +43,10 @@ class Exact(NamedTuple):
     ``smooth`` is True when the derived expression holds no non-smooth function
     (abs, max, min, a piecewise form, a step...): the exact gradient then holds
     wherever it is finite, even where finite differences see a kink.
+    ``precise`` (None when the loss was derived per sample) maps a list of
+    ``(weight, index)`` to those partials evaluated with :data:`PRECISE_DIGITS`
+    significant digits instead of float64: the float64 evaluation of a formula
+    can lose digits to cancellation (``(x cos x - sin x)/x**2`` near 0).
 
     Example:
         >>> Exact({"w": np.array(1.0)}, "derived whole", True).smooth
@@ -49,6 +56,7 @@ class Exact(NamedTuple):
     gradient: dict
     how: str
     smooth: bool
+    precise: Optional[Callable[[list], list]] = None
 
 
 def exact_gradient(f: Callable[..., Any], params: Mapping[str, Any], data: Mapping[str, Any]) -> tuple:
@@ -69,8 +77,8 @@ def exact_derivation(f: Callable[..., Any], params: Mapping[str, Any], data: Map
 
     Example:
         >>> import symgrad as sg
-        >>> exact_derivation(lambda w: sg.abs(w) + w ** 2, {"w": 1.0}, {})
-        Exact(gradient={'w': array(3.)}, how='derived whole', smooth=False)
+        >>> exact_derivation(lambda w: sg.abs(w) + w ** 2, {"w": 1.0}, {})[:3]
+        ({'w': array(3.)}, 'derived whole', False)
         >>> exact_derivation(lambda w: sg.sqrt(w * w + 1e-18), {"w": 1e-9}, {}).smooth
         True
     """
@@ -83,10 +91,12 @@ def exact_derivation(f: Callable[..., Any], params: Mapping[str, Any], data: Map
     per_sample = _per_sample(f, shapes, dict(data), derive)
     if per_sample is not None and not _sums_to_loss(f, values, dict(data), *per_sample):
         per_sample = None
+    precise = None
     if per_sample is None:
         derivatives = derive(f, wrt=list(params), shapes=shapes, data=dict(data))
         gradient = derivatives.compile()(**values)
         how = "derived whole"
+        precise = partial(_precise_partials, derivatives, values)
     else:
         derivatives, reduction, batched = per_sample
         gradient = derivatives.compile(reduction)(**values, **{n: np.asarray(data[n])[:, None] for n in batched})
@@ -94,7 +104,34 @@ def exact_derivation(f: Callable[..., Any], params: Mapping[str, Any], data: Map
         how = (f"derived for one sample and {'averaged' if reduction == 'mean' else 'summed'} over the "
                f"{count} samples of {', '.join(batched)}")
     smooth = not derivatives.expr.has(*_non_smooth(sympy))
-    return Exact({n: np.asarray(gradient[n], dtype=np.float64).reshape(shapes[n]) for n in params}, how, smooth)
+    return Exact({n: np.asarray(gradient[n], dtype=np.float64).reshape(shapes[n]) for n in params}, how, smooth,
+                 precise)
+
+
+def _precise_partials(derivatives: Any, values: dict, elements: list) -> list:
+    """The partials by ``elements`` (``(weight, index)`` pairs) at ``values``, evaluated with
+    :data:`PRECISE_DIGITS` digits and rounded to float (NaN where SymPy finds no real number).
+
+    Example:
+        >>> from symgrad.symbolic.derive import derive
+        >>> d = derive("sin(x)/x", wrt="x")                     # d/dx = (x cos x - sin x)/x**2 = -x/3 + O(x**3)
+        >>> x = np.float64(1e-5)
+        >>> float(d.gradient(x=x)["x"] + x / 3) > 1e-12       # float64 loses digits to cancellation
+        True
+        >>> bool(abs(_precise_partials(d, {"x": x}, [("x", ())])[0] + x / 3) < 1e-15)
+        True
+    """
+    import sympy  # noqa: PLC0415
+
+    from .symbolic.derive import element_name  # noqa: PLC0415
+
+    point = {sympy.Symbol(element_name(name, index), real=True): sympy.Float(float(value[index]), PRECISE_DIGITS)
+             for name, value in values.items() for index in np.ndindex(value.shape)}
+    results = []
+    for name, index in elements:
+        number = derivatives.exprs[element_name(name, index)].evalf(PRECISE_DIGITS, subs=point)
+        results.append(float(number) if number.is_real and number.is_finite else math.nan)
+    return results
 
 
 def _non_smooth(sympy: Any) -> tuple:

@@ -330,7 +330,7 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
           rtol: Optional[float] = None, atol: Optional[float] = None, dtype: Any = np.float64,
           fd_method: Optional[str] = "central", value: Optional[float] = None,
           kinks: Optional[Mapping[str, np.ndarray]] = None, one_sided: Optional[Mapping[str, np.ndarray]] = None,
-          smooth: bool = False, **report_fields: Any) -> CheckReport:
+          smooth: bool = False, slack: Optional[Mapping[str, np.ndarray]] = None, **report_fields: Any) -> CheckReport:
     """Compare the gradients of each method entry by entry and build the report, worst rows first.
 
     ``gradients`` maps a method ("symbolic", "finite_diff", "backprop") to
@@ -345,7 +345,9 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
     Tolerances default to :func:`default_tolerances`: comparisons with finite
     differences get the scheme's, ``atol`` scaled by ``|value| + max |gradient|``;
     backprop against the exact value the tight ones of ``fd_method=None``, scaled
-    by its weight's largest exact gradient.
+    by its weight's largest exact gradient. ``slack`` maps a weight to an absolute
+    amount added to both tolerances of each of its entries (the rounding that any
+    float64 evaluation of that derivative can be expected to carry).
 
     Example:
         >>> judge({"symbolic": {"b": 1.0}, "finite_diff": {"b": 1.3}, "backprop": {"b": 1.0}},
@@ -383,8 +385,8 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
     rtol = default_rtol if rtol is None else float(rtol)
     atol_rule = "" if atol is not None else f"{base_atol:.0e}·(|L| + max|gradient|)"
     atol = base_atol * scale if atol is None else float(atol)
-    if rtol < 0 or atol < 0 or math.isnan(rtol) or math.isnan(atol):
-        raise ValueError(f"rtol and atol must be non-negative numbers, got rtol={rtol}, atol={atol}")
+    if not (0 <= rtol < math.inf and 0 <= atol < math.inf):
+        raise ValueError(f"rtol and atol must be finite non-negative numbers, got rtol={rtol}, atol={atol}")
     exact_rtol = exact_rtol if given_rtol is None else rtol
     exact_rule = ("" if "symbolic" not in gradients or "backprop" not in gradients else
                   f"rtol={exact_rtol:.3g}, atol=" + (f"{exact_atol:.0e}·max|exact gradient of the weight| + "
@@ -395,9 +397,10 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
         sides = np.full((*shape, 2), np.nan) if not one_sided or one_sided.get(name) is None \
             else np.asarray(one_sided[name], dtype=np.float64)
         weight_atol = atol if given_atol is not None else exact_atol * _weight_scale(columns[name]) + rounding
+        extra = np.zeros(shape) if not slack or slack.get(name) is None else np.asarray(slack[name], dtype=float)
         weight_rows, weight_keys = _rows(name, tuple(shape), columns[name], kink & ~(smooth & _finite_exact(
-            columns[name], shape)), kink, sides, name in wrong_shape, (rtol, atol), (exact_rtol, weight_atol),
-            labels["backprop"])
+            columns[name], shape)), kink, sides, name in wrong_shape, (rtol, atol + extra),
+            (exact_rtol, weight_atol + extra), labels["backprop"])
         rows += weight_rows
         keys.append(weight_keys)
     failing, on_kink, ratio = (np.concatenate(k) for k in zip(*keys)) if keys else ((), (), ())
@@ -442,10 +445,12 @@ def _rows(name: str, shape: tuple, columns: dict, kink: np.ndarray, fd_kink: np.
           wrong_shape: bool, tolerances: tuple, exact_tolerances: tuple, tested: str) -> tuple:
     """The rows of one weight, and their sort keys (failing, on a kink, error over tolerance), all vectorized.
 
+    The atol of ``tolerances`` and ``exact_tolerances`` is a number or an array of the weight's shape.
     ``kink``: the entries judged as kinks (backprop between the one-sided slopes ``sides``); ``fd_kink``: where
     finite differences found one (no finite-difference value to compare there)."""
     (rtol, atol), (exact_rtol, exact_atol) = tolerances, exact_tolerances
     size = int(np.prod(shape, dtype=int))
+    atol, exact_atol = (np.broadcast_to(a, shape).reshape(-1) for a in (atol, exact_atol))
     nan = np.full(size, np.nan)
     exact, fd, bp = (columns[m].reshape(-1) if m in columns else nan for m in METHODS)
     kink, fd_kink = kink.reshape(-1), fd_kink.reshape(-1)
@@ -453,7 +458,7 @@ def _rows(name: str, shape: tuple, columns: dict, kink: np.ndarray, fd_kink: np.
     by_fd = ~by_exact & ("finite_diff" in columns)
     reference = np.where(by_exact, exact, fd)
     tolerance = atol + rtol * np.abs(reference)
-    tolerance[~np.isfinite(tolerance)] = atol
+    tolerance = np.where(np.isfinite(tolerance), tolerance, atol)
     exact_tolerance = np.where(by_exact, exact_atol + exact_rtol * np.abs(reference), tolerance)
     fd_error, bp_error = np.abs(fd - reference), np.abs(bp - reference)
     fd_close, bp_close = fd_error <= tolerance, bp_error <= exact_tolerance

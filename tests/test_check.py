@@ -581,3 +581,76 @@ def test_a_loss_that_is_not_a_mean_of_samples_is_derived_whole(loss, gradient):
     report = sg.check(loss, {"w": 0.5}, {"x": x, "y": y})
     assert report.ok and report.reference == "symbolic" and not report.notes, str(report)
     assert report.rows[0].symbolic == pytest.approx(gradient, abs=1e-12)
+
+
+# --- inputs the check must refuse, and dict inputs in any order ----------------------------------------------
+
+
+@pytest.mark.parametrize("loss, point", [(lambda w: sg.log(w), -1.0), (lambda w: sg.sqrt(w), -2.0), (lambda w: sg.log(w) - sg.log(w), 0.0)])
+def test_a_loss_that_is_nan_at_the_point_is_refused(loss, point):
+    with pytest.raises(ValueError, match="loss is nan"):
+        sg.check(loss, {"w": point})
+
+
+def test_an_empty_weight_is_refused():
+    with pytest.raises(ValueError, match="'w' is an empty array"):
+        sg.check(lambda w: sg.sum(w), {"w": np.array([])})
+
+
+@pytest.mark.parametrize("tolerance", [{"rtol": np.inf}, {"atol": np.inf}, {"rtol": np.nan}, {"atol": -1.0}])
+def test_tolerances_must_be_finite_and_non_negative(tolerance):
+    with pytest.raises(ValueError, match="finite non-negative"):
+        sg.check(lambda w: w ** 2, {"w": 1.0}, **tolerance)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.permutations(["a", "b", "c"]))
+def test_check_backward_takes_a_dict_keyed_by_forward_parameters_in_any_order(order):
+    values = {"a": np.array([1.0, 2.0]), "b": np.array([5.0, 7.0]), "c": np.array([-1.0, 0.5])}
+    inputs = {name: values[name] for name in order}
+
+    def forward(a, b, c):
+        return 2 * a + 3 * b + a * c
+
+    right = sg.check_backward(forward, lambda g, a, b, c: (g * (2 + c), 3 * g, g * a), inputs)
+    assert right.ok, str(right)
+    assert {r.name: r.backprop for r in right.rows if r.index == (1,)} == pytest.approx(
+        {"a": (2 + 0.5) * right_cotangent(forward, values)[1], "b": 3 * right_cotangent(forward, values)[1],
+         "c": 2.0 * right_cotangent(forward, values)[1]})
+    swapped = sg.check_backward(forward, lambda g, a, b, c: (3 * g, g * (2 + c), g * a), inputs)
+    assert {r.name for r in swapped.failures} == {"a", "b"}
+
+
+def right_cotangent(forward, values):
+    """The cotangent check_backward draws by default (a fixed random array of the output's shape)."""
+    return np.random.default_rng(0).standard_normal(np.shape(forward(**values)))
+
+
+def test_check_backward_refuses_a_dict_mixing_parameter_names_and_labels():
+    with pytest.raises(ValueError, match="key them all"):
+        sg.check_backward(lambda a, b: a * b, lambda g, a, b: (g * b, g * a), {"b": np.ones(2), "x": np.ones(2)})
+
+
+# --- an exact value whose float64 evaluation loses digits ------------------------------------------------------
+
+
+def sinc_backward(g, x):
+    return g * (np.cos(x) / x - np.sin(x) / x ** 2)
+
+
+@pytest.mark.parametrize("fd_method", ["central", "complex"])
+def test_rounding_in_the_exact_formula_is_not_blamed_on_the_model(fd_method):
+    # d/dx sin(x)/x = (x cos x - sin x)/x**2 = -x/3 + x**3/30 - ...: in float64 its formula (and backprop, which
+    # evaluates the same terms) cancels ~1e5 to ~3e-6 and keeps only 5 or 6 digits.
+    report = sg.check(lambda x: sg.sin(x) / x, {"x": 1e-5}, fd_method=fd_method)
+    assert report.ok, str(report)
+    assert report.rows[0].symbolic == pytest.approx(-1e-5 / 3 + 1e-15 / 30, rel=1e-12)
+    assert any("loses digits" in note for note in report.notes)
+
+
+def test_a_real_error_near_the_rounding_of_the_exact_formula_still_fails():
+    x = np.array([1e-5, 0.5])
+    right = sg.check_backward(lambda x: sg.sin(x) / x, sinc_backward, (x,))
+    assert right.ok, str(right)
+    wrong = sg.check_backward(lambda x: sg.sin(x) / x, lambda g, x: sinc_backward(g, x) * (1 + 1e-4), (x,))
+    assert {r.element for r in wrong.failures} == {"x[0]", "x[1]"}

@@ -83,6 +83,10 @@ def test_disagreement_exits_1():
     (["check", "x*10**400", "--at", "x=1"], "is inf at the given point"),
     (["check", "log(x)", "--at", "x=0"], "is -inf at the given point"),
     (["check", "sqrt(x)", "--at", "x=-1"], "is nan at the given point"),
+    (["check", "log(x)", "--at", "x=-1"], "is nan at the given point"),
+    (["check", "sqrt(x)", "--at", "x=0"], "not finite at the given point (x: inf)"),
+    (["check", "x**y", "--at", "x=0,y=0"], "not finite at the given point"),
+    (["check", "w*x", "--at", "w=1,x=2", "--rtol", "inf"], "finite non-negative"),
 ])
 def test_bad_usage_exits_2_with_one_line(args, message):
     result = CliRunner().invoke(main, args)

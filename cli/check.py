@@ -16,21 +16,21 @@ from typing import Any, Optional
 
 import click
 
-from .common import Command, InputError, echo_json, guarded, loss_from_options
+from .common import Command, InputError, at_option, check_loss_at, echo_json, guarded, loss_from_options
 
 FD_METHODS = ("forward", "backward", "central", "complex", "richardson")
 
 
 @click.command("check", cls=Command)
 @click.argument("expression", required=False)
-@click.option("--at", "at", metavar="NAME=VALUE,...", help="The value of every symbol of EXPRESSION.")
+@at_option("The value of every symbol of EXPRESSION.")
 @click.option("--wrt", metavar="NAME,...", help="The weights to differentiate (default: every symbol).")
 @click.option("--fd-method", type=click.Choice(FD_METHODS), default="central", show_default=True,
               help="The finite-difference scheme.")
 @click.option("--rtol", type=float, help="Relative tolerance (default: from the dtype and the scheme).")
 @click.option("--atol", type=float, help="Absolute tolerance (default: from the dtype, the scheme and |loss|).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def check_command(expression: Optional[str], at: Optional[str], wrt: Optional[str], fd_method: str,
+def check_command(expression: Optional[str], at: tuple, wrt: Optional[str], fd_method: str,
                   rtol: Optional[float], atol: Optional[float], as_json: bool) -> None:
     """Check the gradient of EXPRESSION three ways: exact (SymPy), finite differences, backprop.
 
@@ -98,26 +98,24 @@ def examples_command(name: Optional[str], as_json: bool) -> None:
 # --- symgrad check ---------------------------------------------------------------------------------------
 
 
-def _check_expression(expression: str, at: Optional[str], wrt: Optional[str], options: dict) -> Any:
-    import numpy as np  # noqa: PLC0415
-
+def _check_expression(expression: str, at: tuple, wrt: Optional[str], options: dict) -> Any:
     import symgrad as sg  # noqa: PLC0415
+    from symgrad.symbolic.parse import shorten  # noqa: PLC0415
 
     f, params, data = loss_from_options(expression, at, wrt)
-    with np.errstate(all="ignore"):
-        if np.isnan(f(**params, **data)):
-            raise InputError(f"{expression} is nan at the given point (outside its domain): there is no gradient "
-                             "to check there")
+    check_loss_at(f, {**params, **data}, expression)
     weights = list(params)
     report = sg.check(f, params, data, title=f"gradient of {expression} with respect to {', '.join(weights)}",
                       **options)
     if not report.ok and report.value is not None and not math.isfinite(report.value):
-        raise InputError(f"{expression} is {report.value} at the given point: there is no gradient to check there")
+        raise InputError(f"{shorten(expression)} is {report.value} at the given point: there is no gradient to "
+                         "check there")
     singular = [row for row in report.failures if row.verdict == "unchecked" and _undefined_gradient(row)]
     if singular and len(singular) == len(report.failures):
         row = singular[0]
         value = next(v for v in (row.symbolic, row.backprop, row.finite_diff) if v is not None)
-        raise InputError(f"the gradient of {expression} is not finite at the given point ({row.element}: {value}): "
+        raise InputError(f"the gradient of {shorten(expression)} is not finite at the given point "
+                         f"({row.element}: {value}): "
                          "there is nothing to check there")
     return report
 

@@ -184,17 +184,22 @@ class _Methods:
         self.gradients: dict = {}
         self.timings: dict = {}
         self.kinks: dict = {}
+        self.fd_error: dict = {}
         self.one_sided: dict = {}
         self.smooth = False
         self.precise: Optional[Callable[[list], list]] = None
         self.notes: list = []
 
     def report(self, shapes: dict, **fields: Any) -> CheckReport:
-        """The judged report. Where an entry fails against an exact value whose float64 evaluation loses
+        """The judged report. With the default step and tolerances, those of the comparisons with finite
+        differences include the finite differences' own error estimate. Where an entry fails against an exact
+        value whose float64 evaluation loses
         digits (its formula evaluated with 30 digits differs), that entry is judged again against the precise
         value, with twice the formula's float64 rounding added to its tolerances: any float64 computation of
         that derivative (backprop, finite differences) can be expected to round as much."""
-        settings = dict(fd_method=self.fd_method, kinks=self.kinks, one_sided=self.one_sided, smooth=self.smooth)
+        chosen = self.h is not None or fields.get("rtol") is not None or fields.get("atol") is not None
+        settings = dict(fd_method=self.fd_method, kinks=self.kinks, one_sided=self.one_sided, smooth=self.smooth,
+                        fd_error=None if chosen else self.fd_error)
         report = judge(self.gradients, shapes, notes=self.notes, **settings, **fields)
         failing = [r for r in report.failures if r.symbolic is not None and math.isfinite(r.symbolic)]
         if not failing or self.precise is None:
@@ -221,7 +226,7 @@ class _Methods:
             if method == "symbolic":
                 self.gradients[method], self.smooth, self.precise = _exact_gradient(f, params, data, self.notes)
             elif method == "finite_diff":
-                self.gradients[method], self.kinks, self.one_sided, self.fd_method = _fd_gradient(
+                self.gradients[method], self.fd_error, self.kinks, self.one_sided, self.fd_method = _fd_gradient(
                     lambda **p: f(**p, **data), params, self.fd_method, self.h, self.notes)
             else:
                 self.gradients[method] = value_and_gradients(f, params, data)[1]
@@ -248,8 +253,9 @@ def _exact_gradient(f: Callable[..., Any], params: dict, data: dict, notes: list
 
 
 def _fd_gradient(f: Callable[..., Any], params: dict, fd_method: str, h: Optional[float], notes: list) -> tuple:
-    """Finite differences of ``f(**params)``: (gradient, kink masks, (left, right) slopes at the kinks (NaN
-    elsewhere, shape ``(*shape, 2)``), the scheme actually used).
+    """Finite differences of ``f(**params)``: (gradient, its error estimate (empty for complex step), kink
+    masks, (left, right) slopes at the kinks (NaN elsewhere, shape ``(*shape, 2)``), the scheme actually used).
+    Where they do not settle (``FDResult.unresolved``) the gradient is NaN and a note says so.
 
     Complex step needs code that carries the imaginary part through; where it
     does not (a TypeError from :func:`~symgrad.fd_gradient`), central differences
@@ -267,25 +273,38 @@ def _fd_gradient(f: Callable[..., Any], params: dict, fd_method: str, h: Optiona
     except Exception as err:  # noqa: BLE001  (reported, not raised: the other methods still run)
         raise _NotApplicable(f"{fd_method} differences failed: {_first_line(err)}") from None
     gradient = {n: np.asarray(result.gradient[n], dtype=np.float64) for n in params}
-    kinks = {n: np.isnan(g) for n, g in gradient.items()} if result.kinks else {}
+    error = {} if result.error is None else {n: np.asarray(result.error[n], dtype=np.float64) for n in params}
+    kinks = {}
+    for element in result.kinks:
+        name, index = _name_and_index(element, params)
+        kinks.setdefault(name, np.zeros(np.shape(params[name]), dtype=bool))[index] = True
     one_sided = {}
     for element, slopes in result.one_sided.items():
-        name, index = (element, ()) if element in params else _name_and_index(element)
+        name, index = _name_and_index(element, params)
         one_sided.setdefault(name, np.full((*np.shape(params[name]), 2), np.nan))[index] = slopes
     if result.kinks:
-        where = ", ".join(str(k) for k in result.kinks[:10]) + (" ..." if len(result.kinks) > 10 else "")
-        notes.append(f"not differentiable at {where}: the one-sided differences disagree (a kink); "
+        notes.append(f"not differentiable at {_listed(result.kinks)}: the one-sided differences disagree (a kink); "
                      f"those entries pass where backprop lies between the one-sided slopes")
-    return gradient, kinks, one_sided, fd_method
+    if result.unresolved:
+        notes.append(f"finite differences do not settle at {_listed(result.unresolved)}: f changes on a scale "
+                     f"smaller than the step there (a pole or a steep feature nearby); not compared there")
+    return gradient, error, kinks, one_sided, fd_method
 
 
-def _name_and_index(element: str) -> tuple:
-    """``"w[0, 1]"`` -> ``("w", (0, 1))``: the weight and index of an element name of :func:`symgrad.fd_gradient`.
+def _listed(elements: list, limit: int = 10) -> str:
+    return ", ".join(str(e) for e in elements[:limit]) + (" ..." if len(elements) > limit else "")
+
+
+def _name_and_index(element: str, params: dict) -> tuple:
+    """``"w[0, 1]"`` -> ``("w", (0, 1))``: the weight and index of an element name of :func:`symgrad.fd_gradient`
+    (``params`` tells a scalar weight's name from an element's).
 
     Example:
-        >>> _name_and_index("w[0, 1]")
-        ('w', (0, 1))
+        >>> _name_and_index("w[0, 1]", {"w": np.zeros((2, 2))}), _name_and_index("b", {"b": 0.0})
+        (('w', (0, 1)), ('b', ()))
     """
+    if element in params:
+        return element, ()
     name, _, index = element.partition("[")
     return name, tuple(int(i) for i in index.rstrip("]").split(","))
 

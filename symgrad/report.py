@@ -330,7 +330,8 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
           rtol: Optional[float] = None, atol: Optional[float] = None, dtype: Any = np.float64,
           fd_method: Optional[str] = "central", value: Optional[float] = None,
           kinks: Optional[Mapping[str, np.ndarray]] = None, one_sided: Optional[Mapping[str, np.ndarray]] = None,
-          smooth: bool = False, slack: Optional[Mapping[str, np.ndarray]] = None, **report_fields: Any) -> CheckReport:
+          smooth: bool = False, slack: Optional[Mapping[str, np.ndarray]] = None,
+          fd_error: Optional[Mapping[str, np.ndarray]] = None, **report_fields: Any) -> CheckReport:
     """Compare the gradients of each method entry by entry and build the report, worst rows first.
 
     ``gradients`` maps a method ("symbolic", "finite_diff", "backprop") to
@@ -347,7 +348,10 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
     backprop against the exact value the tight ones of ``fd_method=None``, scaled
     by its weight's largest exact gradient. ``slack`` maps a weight to an absolute
     amount added to both tolerances of each of its entries (the rounding that any
-    float64 evaluation of that derivative can be expected to carry).
+    float64 evaluation of that derivative can be expected to carry); ``fd_error``
+    to the finite differences' own error estimate, added to the tolerance of the
+    comparisons that involve them. A NaN finite difference outside a kink (they do
+    not settle there) is not compared.
 
     Example:
         >>> judge({"symbolic": {"b": 1.0}, "finite_diff": {"b": 1.3}, "backprop": {"b": 1.0}},
@@ -383,7 +387,8 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
     rounding = _ROUNDING * float(np.finfo(_float_dtype(dtype)).eps) * scale
     given_rtol, given_atol = rtol, atol
     rtol = default_rtol if rtol is None else float(rtol)
-    atol_rule = "" if atol is not None else f"{base_atol:.0e}·(|L| + max|gradient|)"
+    atol_rule = "" if atol is not None else f"{base_atol:.0e}·(|L| + max|gradient|)" + (
+        " + the finite differences' own error estimate" if fd_error and scheme else "")
     atol = base_atol * scale if atol is None else float(atol)
     if not (0 <= rtol < math.inf and 0 <= atol < math.inf):
         raise ValueError(f"rtol and atol must be finite non-negative numbers, got rtol={rtol}, atol={atol}")
@@ -397,9 +402,10 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
         sides = np.full((*shape, 2), np.nan) if not one_sided or one_sided.get(name) is None \
             else np.asarray(one_sided[name], dtype=np.float64)
         weight_atol = atol if given_atol is not None else exact_atol * _weight_scale(columns[name]) + rounding
-        extra = np.zeros(shape) if not slack or slack.get(name) is None else np.asarray(slack[name], dtype=float)
+        extra, fd_extra = (np.nan_to_num(np.asarray(by_weight[name], dtype=float)) if by_weight
+                           and by_weight.get(name) is not None else np.zeros(shape) for by_weight in (slack, fd_error))
         weight_rows, weight_keys = _rows(name, tuple(shape), columns[name], kink & ~(smooth & _finite_exact(
-            columns[name], shape)), kink, sides, name in wrong_shape, (rtol, atol + extra),
+            columns[name], shape)), kink, sides, name in wrong_shape, (rtol, atol + extra + fd_extra),
             (exact_rtol, weight_atol + extra), labels["backprop"])
         rows += weight_rows
         keys.append(weight_keys)
@@ -455,14 +461,15 @@ def _rows(name: str, shape: tuple, columns: dict, kink: np.ndarray, fd_kink: np.
     exact, fd, bp = (columns[m].reshape(-1) if m in columns else nan for m in METHODS)
     kink, fd_kink = kink.reshape(-1), fd_kink.reshape(-1)
     by_exact = np.isfinite(exact)
-    by_fd = ~by_exact & ("finite_diff" in columns)
+    has_fd = ("finite_diff" in columns) & ~np.isnan(fd)       # NaN: at a kink, or where they do not settle
+    by_fd = ~by_exact & has_fd
     reference = np.where(by_exact, exact, fd)
     tolerance = atol + rtol * np.abs(reference)
     tolerance = np.where(np.isfinite(tolerance), tolerance, atol)
     exact_tolerance = np.where(by_exact, exact_atol + exact_rtol * np.abs(reference), tolerance)
     fd_error, bp_error = np.abs(fd - reference), np.abs(bp - reference)
     fd_close, bp_close = fd_error <= tolerance, bp_error <= exact_tolerance
-    fd_compared = by_exact & ("finite_diff" in columns) & ~fd_kink
+    fd_compared = by_exact & has_fd & ~fd_kink
     bp_compared = (by_exact | by_fd) & ("backprop" in columns)
     compared = fd_compared.astype(int) + bp_compared
     left, right = np.fmin(*sides.reshape(-1, 2).T), np.fmax(*sides.reshape(-1, 2).T)

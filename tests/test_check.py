@@ -8,6 +8,7 @@ report must name the entries and say which side is wrong.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -63,7 +64,8 @@ def test_check_agrees_three_ways_with_the_closed_form():
         assert row.finite_diff == pytest.approx(want, rel=1e-6, abs=1e-8)
         assert set(row.abs_error) == {"finite_diff", "backprop"}
         assert row.abs_error["backprop"] == pytest.approx(abs(row.backprop - row.symbolic))
-        assert row.tolerance == pytest.approx(report.atol + report.rtol * abs(row.symbolic))
+        base = report.atol + report.rtol * abs(row.symbolic)          # plus the FD's own error estimate (rounding)
+        assert base <= row.tolerance <= 1.1 * base
     assert {(r.name, r.index) for r in report.rows} == {
         (n, i) for n, v in params.items() for i in np.ndindex(np.shape(v))}
 
@@ -654,3 +656,27 @@ def test_a_real_error_near_the_rounding_of_the_exact_formula_still_fails():
     assert right.ok, str(right)
     wrong = sg.check_backward(lambda x: sg.sin(x) / x, lambda g, x: sinc_backward(g, x) * (1 + 1e-4), (x,))
     assert {r.element for r in wrong.failures} == {"x[0]", "x[1]"}
+
+
+# --- finite differences that know their own error ------------------------------------------------------------
+
+
+def test_the_default_check_allows_the_finite_differences_their_own_error_estimate():
+    # At x = 700 the default central step is ~4e-3 and its truncation error h**2/6 ~ 2.5e-6 of e**700:
+    # a sound estimate, not a disagreement, as long as the step and tolerances are the defaults.
+    report = sg.check(lambda x: sg.exp(x), {"x": 700.0})
+    (row,) = report.rows
+    assert report.ok and row.verdict == "ok", str(report)
+    assert row.symbolic == pytest.approx(math.exp(700.0), rel=1e-14)
+    assert 1e-7 < row.rel_error["finite_diff"] < 1e-5
+    assert "own error estimate" in report.tolerance_text()
+    strict = sg.check(lambda x: sg.exp(x), {"x": 700.0}, rtol=1e-7)
+    assert strict.rows[0].verdict == "fd off" and "own error estimate" not in strict.tolerance_text()
+
+
+def test_finite_differences_that_do_not_settle_near_a_pole_are_left_out_not_trusted():
+    report = sg.check(lambda x: 1.0 / x, {"x": 1e-6})
+    (row,) = report.rows
+    assert report.ok and row.backprop == pytest.approx(-1e12, rel=1e-12)
+    assert math.isnan(row.finite_diff) and "finite_diff" not in row.abs_error
+    assert any("do not settle at x" in note for note in report.notes)

@@ -81,9 +81,10 @@ def test_disagreement_exits_1():
     (["check", "__import__('os')", "--at", "w=1"], ""),
     (["examples", "cube"], "no example named 'cube'"),
     (["check", "x*10**400", "--at", "x=1"], "is inf at the given point"),
-    (["check", "log(x)", "--at", "x=0"], "is -inf at the given point"),
-    (["check", "sqrt(x)", "--at", "x=-1"], "is nan at the given point"),
-    (["check", "log(x)", "--at", "x=-1"], "is nan at the given point"),
+    (["check", "log(x)", "--at", "x=0"], "log(x) is -inf at x=0"),
+    (["check", "sqrt(x)", "--at", "x=-1"], "sqrt(x) is nan at x=-1: outside the domain"),
+    (["check", "log(x)", "--at", "x=-1"], "log(x) is nan at x=-1: outside the domain"),
+    (["check", "w/x", "--at", "w=1,x=0"], "w/x is inf at w=1,x=0: a pole there"),
     (["check", "sqrt(x)", "--at", "x=0"], "not finite at the given point (x: inf)"),
     (["check", "x**y", "--at", "x=0,y=0"], "not finite at the given point"),
     (["check", "w*x", "--at", "w=1,x=2", "--rtol", "inf"], "finite non-negative"),
@@ -177,4 +178,4 @@ def test_numpy_floating_point_warnings_do_not_reach_stderr():
     result = symgrad_command("check", "log(x)", "--at", "x=0")
     assert "Warning" not in result.stderr and "Traceback" not in result.stderr
     assert result.returncode == 2 and result.stderr.strip() == (
-        "Error: log(x) is -inf at the given point: there is no gradient to check there")
+        "Error: log(x) is -inf at x=0: a pole there (a division by zero, a log of 0)")

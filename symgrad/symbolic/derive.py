@@ -160,7 +160,7 @@ class Derivatives:
             self._compiled[reduction] = CompiledGradient(function, self.inputs, self.shapes, reduction)
         return self._compiled[reduction]
 
-    def gradient(self, **values: Any) -> dict:
+    def gradient(self, /, **values: Any) -> dict:
         """The gradient at ``values`` (every input): weight name -> array of its shape (a float for a scalar).
 
         Example:
@@ -169,7 +169,7 @@ class Derivatives:
         """
         return {name: float(g) if self.shapes[name] == () else g for name, g in self.compile()(**values).items()}
 
-    def at(self, **values: Any) -> dict:
+    def at(self, /, **values: Any) -> dict:
         """Every partial at ``values`` (every input): element name -> float.
 
         Example:
@@ -203,7 +203,7 @@ class CompiledGradient:
         self.shapes = dict(shapes)
         self.reduction = reduction
 
-    def __call__(self, **arrays: Any) -> dict:
+    def __call__(self, /, **arrays: Any) -> dict:
         check_arguments("gradient", arrays, self.inputs)
         xp = next((backend.xp_of(a) for a in arrays.values() if backend.xp_of(a) is not np), np)
         values = {name: _as_array(xp, name, arrays[name]) for name in self.inputs}

@@ -1,7 +1,9 @@
 """What every ``symgrad`` subcommand shares: reading ``--at``/``--wrt`` and failing cleanly.
 
 Bad input ends the command with one line on stderr and exit code 2
-(:class:`InputError`); exit code 1 is kept for "the gradients disagree".
+(:class:`InputError`); exit code 1 is kept for "the gradients disagree". A
+closed stdout (``symgrad check | head -1``) ends it quietly with exit code 141,
+as the shell reports a command stopped by a closed pipe.
 
 Example:
     >>> parse_assignments("x=1,y=2.5")
@@ -9,10 +11,12 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from typing import Any, Callable, Optional
+import sys
+from typing import Any, Callable, Iterable, Optional, Union
 
 import click
 import numpy as np
@@ -21,6 +25,8 @@ import numpy as np
 METHODS = ("reverse", "symbolic", "finite_diff")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
+#: The exit code when stdout is a pipe that closed: 128 + SIGPIPE, what a shell reports for ``cat | head``.
+CLOSED_PIPE = 141
 
 
 class InputError(click.ClickException):
@@ -37,17 +43,39 @@ class InputError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
-def parse_assignments(text: Optional[str], option: str = "--at") -> dict:
+def at_option(help_text: str, required: bool = False) -> Callable:
+    """The ``--at NAME=VALUE,...`` option of a command; repeated, its values merge (``--at x=1 --at y=2``).
+
+    Example:
+        >>> @click.command()
+        ... @at_option("The value of every variable.")
+        ... def show(at):
+        ...     print(parse_assignments(at))
+        >>> show(["--at", "x=1", "--at", "y=2"], standalone_mode=False)
+        {'x': 1.0, 'y': 2.0}
+    """
+    return click.option("--at", "at", multiple=True, required=required, metavar="NAME=VALUE,...",
+                        help=help_text + " May be repeated.")
+
+
+def parse_assignments(text: Union[None, str, Iterable[str]], option: str = "--at") -> dict:
     """``"x=1,y=2"`` -> ``{"x": 1.0, "y": 2.0}``; anything else raises InputError naming the bad part.
+
+    Several texts (a repeated option) merge; a name given twice, in one or in two of them, is an error.
 
     Example:
         >>> parse_assignments("w=-1e-3")
         {'w': -0.001}
+        >>> parse_assignments(["x=1", "y=2"])
+        {'x': 1.0, 'y': 2.0}
+        >>> parse_assignments(["x=1", "x=2"])
+        Traceback (most recent call last):
+        ...
+        cli.common.InputError: --at: 'x' is given twice
     """
     values: dict = {}
-    if not text:
-        return values
-    for part in text.split(","):
+    texts = [text] if isinstance(text, str) else list(text or [])
+    for part in (part for text in texts if text for part in text.split(",")):
         name, sep, raw = part.partition("=")
         name, raw = name.strip(), raw.strip()
         if not sep or not name.isidentifier():
@@ -65,19 +93,72 @@ def parse_assignments(text: Optional[str], option: str = "--at") -> dict:
 
 
 def parse_names(text: Optional[str], option: str = "--wrt") -> list:
-    """``"w,b"`` -> ``["w", "b"]``; an empty or malformed list raises InputError.
+    """``"w,b"`` -> ``["w", "b"]``; an empty or malformed list, or a name given twice, raises InputError.
 
     Example:
         >>> parse_names("w1, w2")
         ['w1', 'w2']
+        >>> parse_names("w,w")
+        Traceback (most recent call last):
+        ...
+        cli.common.InputError: --wrt: 'w' is given twice
     """
     if text is None:
         return []
     names = [n.strip() for n in text.split(",")]
-    for name in names:
+    for i, name in enumerate(names):
         if not name.isidentifier():
             raise InputError(f"{option}: {name!r} is not a variable name")
+        if name in names[:i]:
+            raise InputError(f"{option}: {name!r} is given twice")
     return names
+
+
+def check_loss_at(f: Callable, values: dict, expression: str, allow_overflow: bool = True) -> None:
+    """InputError if the loss ``f`` (of text ``expression``) has no value at ``values``: nan, outside its
+    domain, or infinite by a division by zero. An overflow to inf (``x**2`` at ``x=1e200``) is float64's
+    answer, where the partials may well be finite: it passes unless ``allow_overflow`` is False (a
+    descent or a drawing cannot start from inf).
+
+    Example:
+        >>> from symgrad.symbolic.parse import parse_function
+        >>> check_loss_at(parse_function("log(x)"), {"x": -1.0}, "log(x)")
+        Traceback (most recent call last):
+        ...
+        cli.common.InputError: log(x) is nan at x=-1: outside the domain of the loss
+        >>> check_loss_at(parse_function("1/x"), {"x": 0.0}, "1/x")
+        Traceback (most recent call last):
+        ...
+        cli.common.InputError: 1/x is inf at x=0: a pole there (a division by zero, a log of 0)
+        >>> check_loss_at(parse_function("x**2"), {"x": 1e200}, "x**2", allow_overflow=False)
+        Traceback (most recent call last):
+        ...
+        cli.common.InputError: x**2 is inf at x=1e+200: the loss overflows float64 there
+    """
+    from symgrad.symbolic.parse import shorten  # noqa: PLC0415
+
+    with np.errstate(all="ignore"):
+        value = float(f(**values))
+    if math.isnan(value):
+        reason = "outside the domain of the loss"
+    elif math.isinf(value) and _divides_by_zero(f, values):
+        reason = "a pole there (a division by zero, a log of 0)"
+    elif math.isinf(value) and not allow_overflow:
+        reason = "the loss overflows float64 there"
+    else:
+        return
+    point = shorten(",".join(f"{name}={number:g}" for name, number in values.items()))
+    raise InputError(f"{shorten(expression)} is {value:g} at {point}: {reason}")
+
+
+def _divides_by_zero(f: Callable, values: dict) -> bool:
+    """Whether computing ``f`` at ``values`` divides by zero (NumPy's flag, raised on purpose here)."""
+    with np.errstate(all="ignore", divide="raise"):
+        try:
+            f(**values)
+        except FloatingPointError:
+            return True
+    return False
 
 
 def guarded(action: Callable[[], Any]) -> Any:
@@ -112,19 +193,21 @@ def echo_json(payload: Any) -> None:
 
 class OneLineErrors:
     """Mixin for click commands and groups: usage errors (a bad option value, a missing
-    argument, an unknown subcommand) become one line on stderr with exit code 2, and
-    NumPy's floating-point warnings are off while the command runs (an overflow or a
-    division by zero shows as inf or nan in what the command reports)."""
+    argument, an unknown subcommand) become one line on stderr with exit code 2, a
+    closed stdout ends the command quietly with exit code 141 (:data:`CLOSED_PIPE`),
+    and NumPy's floating-point warnings are off while the command runs (an overflow or
+    a division by zero shows as inf or nan in what the command reports)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        with np.errstate(all="ignore"):
+        with _quiet_when_stdout_closes(), np.errstate(all="ignore"):
             return super().invoke(ctx)
 
     def parse_args(self, ctx: click.Context, args: list) -> list:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as err:
-            raise InputError(err.format_message()) from None
+        with _quiet_when_stdout_closes():       # --help prints while the arguments are parsed
+            try:
+                return super().parse_args(ctx, args)
+            except click.UsageError as err:
+                raise InputError(err.format_message()) from None
 
     def resolve_command(self, ctx: click.Context, args: list) -> tuple:
         try:
@@ -133,18 +216,90 @@ class OneLineErrors:
             raise InputError(err.format_message()) from None
 
 
+@contextlib.contextmanager
+def _quiet_when_stdout_closes() -> Any:
+    """Stop with exit code :data:`CLOSED_PIPE` and no message if stdout is a pipe that closed, instead of
+    click's exit code 1 (which would read as "the gradients disagree"). Stdout is flushed at the end, so
+    that a closed pipe shows here rather than as a warning when Python exits."""
+    try:
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        try:                                    # what is still buffered for the closed pipe goes nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):           # no file descriptor (click's test runner): nothing to flush
+            pass
+        raise click.exceptions.Exit(CLOSED_PIPE) from None
+
+
 class Command(OneLineErrors, click.Command):
-    """A click command whose usage errors are one line (see :class:`OneLineErrors`)."""
+    """A click command whose usage errors are one line (see :class:`OneLineErrors`), where an
+    option that takes a value may be given once only, and where an argument may start with
+    ``-`` (``symgrad derive "-x**2"``; see :func:`arrange_arguments`)."""
+
+    def parse_args(self, ctx: click.Context, args: list) -> list:
+        return super().parse_args(ctx, arrange_arguments(args, self.get_params(ctx)))
 
 
 class Group(OneLineErrors, click.Group):
-    """A click group whose usage errors are one line (see :class:`OneLineErrors`)."""
+    """A click group whose usage errors are one line (see :class:`OneLineErrors`); without
+    arguments it prints its help on stdout and exits with 0, as ``--help`` does."""
 
     command_class = Command
 
+    def parse_args(self, ctx: click.Context, args: list) -> list:
+        return super().parse_args(ctx, args or ["--help"])
 
-def loss_from_options(expression: str, at: Optional[str], wrt: Optional[str]) -> tuple:
-    """``(f, params, data)`` from an expression, its ``--at`` values and the ``--wrt`` weights.
+
+def arrange_arguments(args: list, params: list) -> list:
+    """``args`` as click should read them: refused if an option that takes one value is given twice
+    (click would keep the last silently), and with every argument that is not an option or an
+    option's value moved after ``--``, so that an expression starting with ``-`` stays an argument.
+
+    A ``-`` followed by anything but one of the command's short options starts an argument;
+    ``--`` followed by a name is always an option (an unknown one is click's error).
+
+    Example:
+        >>> params = [click.Option(["--at"]), click.Option(["-o"]), click.Option(["--json"], is_flag=True)]
+        >>> arrange_arguments(["-x**2", "--at", "x=-1", "-oout.svg", "--json"], params)
+        ['--at', 'x=-1', '-oout.svg', '--json', '--', '-x**2']
+        >>> arrange_arguments(["x", "--at", "x=1", "--at", "y=2"], params)
+        Traceback (most recent call last):
+        ...
+        cli.common.InputError: --at is given twice: give it once
+    """
+    options = {name: p for p in params if isinstance(p, click.Option) for name in p.opts + p.secondary_opts}
+    kept, arguments, given = [], [], set()
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            arguments += tokens
+            break
+        long = token.startswith("--")
+        name = token.partition("=")[0] if long else token[:2]
+        option = options.get(name)
+        takes_value = option is not None and not option.is_flag and not option.count
+        if not (long or option is not None and (token == name or takes_value)):   # "x", "-x**2", "-h*x", "-"
+            arguments.append(token)
+            continue
+        kept.append(token)
+        if takes_value and not option.multiple:
+            if option.name in given:
+                raise InputError(f"{name} is given twice: give it once")
+            given.add(option.name)
+        if takes_value and token == name:               # its values are the next arguments, whatever they start with
+            values = [value for _, value in zip(range(option.nargs), tokens)]
+            if len(values) < option.nargs:              # missing: click says so
+                return args
+            kept += values
+    return kept + ["--"] + arguments if arguments else kept
+
+
+def loss_from_options(expression: str, at: Union[None, str, Iterable[str]], wrt: Optional[str]) -> tuple:
+    """``(f, params, data)`` from an expression, its ``--at`` values (one text, or several that merge: see
+    :func:`at_option`) and the ``--wrt`` weights.
 
     Every variable needs a value; the weights default to every variable; the others are data.
 

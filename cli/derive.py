@@ -13,7 +13,9 @@ from typing import Any, Optional
 
 import click
 
-from .common import Command, InputError, echo_json, guarded, parse_assignments, parse_names
+from .common import (
+    Command, InputError, at_option, check_loss_at, echo_json, guarded, parse_assignments, parse_names,
+)
 
 
 @click.command("derive", cls=Command)
@@ -21,24 +23,25 @@ from .common import Command, InputError, echo_json, guarded, parse_assignments, 
 @click.option("--wrt", metavar="NAME,...",
               help="The weights to differentiate (default: every variable not given in --at; "
                    "every variable when --at gives them all).")
-@click.option("--at", "at", metavar="NAME=VALUE,...",
-              help="Values of the variables; each partial's value is printed when every variable has one.")
+@at_option("Values of the variables; each partial's value is printed when every variable has one "
+           "(and the loss must be finite there).")
 @click.option("--latex", is_flag=True, help="Print the partials in LaTeX.")
 @click.option("--simplify", is_flag=True, help="Simplify each partial with SymPy.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def derive_command(expression: str, wrt: Optional[str], at: Optional[str], latex: bool, simplify: bool,
+def derive_command(expression: str, wrt: Optional[str], at: tuple, latex: bool, simplify: bool,
                    as_json: bool) -> None:
     """Exact partial derivatives of EXPRESSION (SymPy), one per weight.
 
     EXPRESSION uses numbers, variable names, + - * / **, parentheses and the
     functions exp log tanh sigmoid relu sin cos sqrt abs maximum minimum. It is
-    parsed safely, never evaluated as Python.
+    parsed safely, never evaluated as Python; it may start with a minus sign.
 
     \b
     Example:
       symgrad derive "(w*x + b - y)**2" --wrt w,b --at x=1,y=2,w=1,b=0
       symgrad derive "tanh(w1*x1 + w2*x2 + b)" --at x1=1,x2=2 --latex
       symgrad derive "sigmoid(w*x)" --wrt w --simplify --json
+      symgrad derive "-x**2" --at x=3
     """
     values = parse_assignments(at)
     weights = parse_names(wrt)
@@ -61,9 +64,10 @@ def _derive(expression: str, weights: list, values: dict, simplify: bool) -> dic
     import sympy  # noqa: PLC0415
 
     from symgrad.symbolic.derive import derive  # noqa: PLC0415
-    from symgrad.symbolic.parse import parse_function  # noqa: PLC0415
+    from symgrad.symbolic.parse import parse_function, shorten  # noqa: PLC0415
 
-    names = parse_function(expression).names
+    f = parse_function(expression)
+    names = f.names
     for option, given in (("--at", values), ("--wrt", weights)):
         absent = [name for name in given if name not in names]
         if absent:
@@ -71,9 +75,15 @@ def _derive(expression: str, weights: list, values: dict, simplify: bool) -> dic
                              f"(variables: {', '.join(names) or 'none'})")
     weights = weights or [name for name in names if name not in values] or names
     derivatives = derive(expression, weights)
+    if derivatives.expr.has(sympy.zoo, sympy.nan):
+        zoo = " (zoo: the infinity of a division by zero)" if derivatives.expr.has(sympy.zoo) else ""
+        raise InputError(f"{shorten(expression)} is undefined everywhere: SymPy reduces it to "
+                         f"{shorten(str(derivatives.expr))}{zoo}")
     if simplify:
         derivatives = derivatives.simplify()
     complete = all(name in values for name in names)
+    if complete:
+        check_loss_at(f, values, expression)
     at = derivatives.at(**values) if complete else {}
     latex_lines = derivatives.latex().split(" \\\\\n")
     partials = [{"name": name, "expr": str(expr), "latex": line.partition(" = ")[2],

@@ -10,7 +10,9 @@ from typing import Optional
 
 import click
 
-from .common import FIGURE_FORMATS, Command, InputError, guarded, parse_assignments, write_figure
+from .common import (
+    FIGURE_FORMATS, Command, InputError, at_option, check_loss_at, guarded, parse_assignments, write_figure,
+)
 
 
 def _graph_path(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
@@ -27,13 +29,13 @@ def _graph_path(ctx: click.Context, param: click.Parameter, value: Optional[str]
 
 @click.command("graph", cls=Command)
 @click.argument("expression", required=False)
-@click.option("--at", "at", metavar="NAME=VALUE,...", help="The value of every variable of EXPRESSION.")
+@at_option("The value of every variable of EXPRESSION (the loss must be finite there).")
 @click.option("--example", metavar="NAME", help="Draw a built-in course example instead (see symgrad examples).")
 @click.option("-o", "--output", callback=_graph_path, metavar="FILE",
               help="Where to write it: .dot for Graphviz text, .png/.svg/.pdf for a drawing "
                    "(default: DOT on stdout).")
 @click.option("--title", help="The title of the drawing.")
-def graph_command(expression: Optional[str], at: Optional[str], example: Optional[str], output: Optional[str],
+def graph_command(expression: Optional[str], at: tuple, example: Optional[str], output: Optional[str],
                   title: Optional[str]) -> None:
     """Draw the computational graph of EXPRESSION at the --at values: every value node
     with its forward value and its gradient dL/dnode, every operation in a circle.
@@ -49,6 +51,7 @@ def graph_command(expression: Optional[str], at: Optional[str], example: Optiona
     """
     import symgrad as sg  # noqa: PLC0415
     from symgrad.graph import Graph  # noqa: PLC0415
+    from symgrad.symbolic.parse import parse_function  # noqa: PLC0415
 
     if (expression is None) == (example is None):
         raise InputError("give an EXPRESSION or --example NAME (one of them)")
@@ -61,6 +64,7 @@ def graph_command(expression: Optional[str], at: Optional[str], example: Optiona
             raise InputError("--at is needed: the value of every variable, e.g. --at a=2,b=-3")
         values = parse_assignments(at)
         graph = guarded(lambda: Graph.from_expression(expression, values, title=title or f"L = {expression}"))
+        check_loss_at(parse_function(expression), values, expression)
     if output is None or output.lower().endswith(".dot"):
         text = graph.to_dot()
         if output is None:

@@ -30,6 +30,22 @@ estimate would be wrong too). Kinks are reported (NaN in the gradient and ``.kin
 instead of a confident number. For this, one-sided methods also evaluate the other side,
 and complex step adds real central differences.
 
+Convergence. The elements re-examined at h/4 (and, for a one-sided method, those whose other
+side is undefined, evaluated at h/4 too) are checked to be resolved by the step. An element is
+*unresolved* when f changes on a scale smaller than the step (a pole, an infinite slope, a kink
+or a steep feature within about h of x) and the data show it: the second difference does not
+shrink like a smooth f's (fourfold at h/4, or faster at an inflection point), or the estimate
+moves by more than 10 % (of itself and of the one-sided slopes) from h to h/4 and, evaluated at
+h/2 as well, its changes shrink slower than at half its order (a smooth f's central estimate
+converges even where the gradient is 0: x ** 3's is h² at x = 0, quartering at each halving).
+The estimate checked is the central one (a one-sided one is it plus or minus half the gap,
+which the second difference checks), or the method's own where the other side is undefined.
+Unresolved elements raise :class:`UnresolvedError`, or give NaN and ``.unresolved`` with
+``full_output=True``. Complex step is not checked: its step is tiny and nothing straddles it.
+A pole a few steps away is resolved (the differences converge) though the estimate is off:
+``FDResult.error`` says by how much, an estimate that forward, backward and central
+differences now get from the same data, without extra evaluations.
+
 Example:
     >>> import numpy as np
     >>> import symgrad as sg
@@ -50,15 +66,18 @@ import numpy as np
 from .perturbed_rows import Materializations, PerturbedRows, TooLargeToMaterialize
 
 __all__ = ["fd_gradient", "fd_error_curve", "default_step", "FDResult", "FDErrorCurve",
-           "NonDifferentiableError", "METHODS"]
+           "NonDifferentiableError", "UnresolvedError", "METHODS"]
 
 METHODS = ("forward", "backward", "central", "complex", "richardson")
 
 _STEP_EXPONENTS = {"forward": 1 / 2, "backward": 1 / 2, "central": 1 / 3, "richardson": 1 / 7, "complex": 2.0}
 _RICHARDSON_LEVELS = 3          # central differences at h, h/2, h/4
-_KINK_REFINE = 4                # ... again at h / 4, where a smooth f's gap shrinks fourfold
+_FINE, _MIDDLE = 2, 1           # re-examined at h / 2**2 (a smooth f's gap shrinks fourfold), and h / 2
 _STRADDLE_RTOL = 0.1            # a gap that vanishes at h / 4 is a straddled kink if it was this large
+_SETTLE_RTOL = 0.1              # an estimate moving less than this (relative) from h to h / 4 has settled
+_ONE_SIDED = ("forward", "backward")
 _NOISE = 64                     # rounding in f taken as _NOISE * eps * |f| when telling kinks from noise
+_ROUNDING = 8                   # ... and as _ROUNDING * eps * |f| in the error estimates
 _DENSE_CHUNK_BYTES = 1 << 17    # dense batches: 128 KiB of points per call, so f's temporaries stay in cache
 _STRUCTURED_CHUNK_ROWS = 1 << 16
 _MATERIALIZE_LIMIT = 1 << 22    # bytes of dense rows f may build from PerturbedRows before dense chunks take over
@@ -86,17 +105,47 @@ class NonDifferentiableError(ValueError):
         self.kinks = kinks
 
 
+class UnresolvedError(ValueError):
+    """Finite differences do not settle at some elements of x: f changes on a scale smaller than
+    the step there (a pole, an infinite slope or a steep feature near x), so the estimate cannot
+    be trusted. ``.unresolved`` lists the elements (named like ``.kinks``).
+
+    Example:
+        >>> import symgrad as sg
+        >>> try:
+        ...     sg.fd_gradient(lambda x: 1 / x, 1e-6)        # the step 7.6e-6 straddles the pole at 0
+        ... except UnresolvedError as err:
+        ...     print(err.unresolved)
+        [()]
+    """
+
+    def __init__(self, message: str, unresolved: list):
+        super().__init__(message)
+        self.unresolved = unresolved
+
+
 @dataclass
 class FDResult:
     """What :func:`fd_gradient` returns with ``full_output=True``.
 
-    ``gradient`` has the structure of x (NaN at kinks); ``step`` the h used (per element,
-    with x's structure, or the scalar given); ``error`` an error estimate with x's structure
-    (Richardson) or None; ``kinks`` the elements where f is not differentiable;
-    ``evaluations`` the number of points at which f was evaluated; ``batching`` how:
-    "none" (one call per point), "dense" or "structured" (batches of points); ``one_sided`` maps
-    each kink of ``kinks`` to its ``(left, right)`` slopes, the backward and forward differences
-    (every subgradient lies between them).
+    ``gradient`` has the structure of x (NaN at kinks and unresolved elements); ``step`` the h
+    used (per element, with x's structure, or the scalar given); ``error`` an estimate of
+    ``|gradient - f'(x)|`` with x's structure (NaN where the gradient is), None for complex
+    step; ``kinks`` the elements where f is not differentiable; ``unresolved`` those where the
+    differences do not settle (f changes on a scale smaller than the step: a pole, an infinite
+    slope or a steep feature near x); ``evaluations`` the number of points at which f was
+    evaluated; ``batching`` how: "none" (one call per point), "dense" or "structured" (batches of
+    points); ``one_sided`` maps each kink of ``kinks`` to its ``(left, right)`` slopes, the
+    backward and forward differences (every subgradient lies between them).
+
+    ``error`` is a truncation estimate plus the rounding ``8 eps |f| / h``, with no extra
+    evaluation of f. The truncation estimate, by method: Richardson: the changes of its last two
+    extrapolation steps; central: 16/15 of the change of the central estimate from h to h/4
+    where the one-sided slopes disagree beyond rounding (evaluated at h/4 for the kink test),
+    else none (f is linear over the stencil to rounding; an h² f''' term at an inflection point
+    is not measured); forward and backward: half the gap between the one-sided slopes (their
+    h f''/2 term) plus the central estimate's, or, where the other side is undefined, 4/3 of the
+    change of their own estimate from h to h/4.
 
     Example:
         >>> import symgrad as sg
@@ -106,6 +155,12 @@ class FDResult:
         >>> k = sg.fd_gradient(sg.abs, 0.0, full_output=True)
         >>> k.kinks, k.one_sided
         ([()], {(): (-1.0, 1.0)})
+        >>> p = sg.fd_gradient(lambda x: 1 / x, 1e-6, full_output=True)     # h = 7.6e-6 > |x|
+        >>> p.gradient, p.unresolved
+        (nan, [()])
+        >>> e = sg.fd_gradient(sg.exp, 700.0, full_output=True)              # h = 2**-8, error h²/6 f'
+        >>> f"{e.error / e.gradient:.3g}"
+        '2.54e-06'
     """
 
     gradient: Any
@@ -116,6 +171,7 @@ class FDResult:
     evaluations: int = 0
     batching: str = "none"
     one_sided: dict = field(default_factory=dict)
+    unresolved: list = field(default_factory=list)
 
 
 @dataclass
@@ -159,7 +215,9 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
     to one call per point); ``False`` calls f once per point.
 
     At a kink (one-sided slopes that disagree) it raises :class:`NonDifferentiableError`;
-    with ``full_output=True`` it returns an :class:`FDResult` with NaN there and ``.kinks``.
+    where the differences do not settle (a pole or an infinite slope within the step, see the
+    module) :class:`UnresolvedError`; with ``full_output=True`` it returns an :class:`FDResult`
+    with NaN there, ``.kinks`` and ``.unresolved``.
 
     Example:
         >>> import numpy as np
@@ -179,27 +237,32 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
     ev = _Evaluator(f, layout, batched)
     if method == "complex" and layout.n:
         ev.check_complex(steps[0])
-    gradient, error, sides = _estimate(ev, method, steps, strict=True)
-    if sides is None:                                   # complex step: kinks need real one-sided slopes
+    gradient, error, rows = _estimate(ev, method, steps, strict=True)
+    if rows is None:                                    # complex step: kinks need real one-sided slopes
         kink_steps = layout.representable(_default_steps(layout, "central"))
-        v = ev.values(np.tile(np.arange(layout.n), 2), np.concatenate([kink_steps, -kink_steps]))
-        sides = (v[:layout.n], v[layout.n:], None)
+        rows = ev.values(np.tile(np.arange(layout.n), 2), np.concatenate([kink_steps, -kink_steps]))
+        rows = rows.reshape(2, layout.n)
     else:
         kink_steps = steps
-    kinks = _kinks(ev, sides[0], sides[1], kink_steps, sides[2])
-    if kinks.any() and not full_output:
-        raise _kink_error(layout, kinks, ev.f0, sides[0], sides[1], kink_steps)
-    gradient = np.where(kinks, np.nan, gradient)
+    found = _examine(ev, method, rows, kink_steps)
+    if found.kinks.any() and not full_output:
+        raise _kink_error(layout, found.kinks, ev.f0, rows[0], rows[1], kink_steps)
+    if found.unresolved.any() and not full_output:
+        raise _unresolved_error(layout, method, found, kink_steps)
+    bad = found.kinks | found.unresolved
+    gradient = np.where(bad, np.nan, gradient)
     if not full_output:
         return layout.structure(gradient)
+    error = found.error if error is None else error
     return FDResult(
         gradient=layout.structure(gradient), method=method, step=reported,
-        error=None if error is None else layout.structure(np.where(kinks, np.nan, error)),
-        kinks=[layout.element(i) for i in np.flatnonzero(kinks)],
+        error=None if error is None else layout.structure(np.where(bad, np.nan, error)),
+        kinks=[layout.element(i) for i in np.flatnonzero(found.kinks)],
         evaluations=ev.evaluations, batching=ev.modes.get(method == "complex", "none"),
-        one_sided={layout.element(i): (float((ev.f0 - sides[1][i]) / kink_steps[i]),
-                                       float((sides[0][i] - ev.f0) / kink_steps[i]))
-                   for i in np.flatnonzero(kinks).tolist()},
+        one_sided={layout.element(i): (float((ev.f0 - rows[1][i]) / kink_steps[i]),
+                                       float((rows[0][i] - ev.f0) / kink_steps[i]))
+                   for i in np.flatnonzero(found.kinks).tolist()},
+        unresolved=[layout.element(i) for i in np.flatnonzero(found.unresolved)],
     )
 
 
@@ -621,9 +684,9 @@ def _first_line(err: Exception) -> str:
 
 
 def _estimate(ev: _Evaluator, method: str, h: np.ndarray, strict: bool) -> tuple:
-    """The method's estimate per element, its error estimate (or None), and the one-sided data
-    for the kink test: ``(f(x + h), f(x - h), refine)`` (None for complex step). ``strict``: a
-    non-finite value the method needs is an error."""
+    """The method's estimate per element, Richardson's error estimate (else None), and the rows
+    ``f(x + h), f(x - h), f(x + h/2), f(x - h/2), ...`` it evaluated, shape (2 * levels, n) (None
+    for complex step). ``strict``: a non-finite value the method needs is an error."""
     n = ev.layout.n
     elements = np.arange(n)
     if method == "complex":
@@ -639,20 +702,19 @@ def _estimate(ev: _Evaluator, method: str, h: np.ndarray, strict: bool) -> tuple
     if strict:
         for row in needed:
             _require_finite(ev.layout, v[row], delta[row * n:(row + 1) * n])
-    fp, fm, f0 = v[0], v[1], ev.f0
-    refine = None
-    error = None
-    if method == "forward":
-        gradient = (fp - f0) / h
-    elif method == "backward":
-        gradient = (f0 - fm) / h
-    elif method == "central":
-        gradient = (fp - fm) / (2 * h)
-    else:
-        gradient, error = _richardson(v, steps, f0, ev.layout.eps)
-        level = int(np.log2(_KINK_REFINE))                            # the h / _KINK_REFINE rows exist
-        refine = lambda k: (v[2 * level, k], v[2 * level + 1, k])     # noqa: E731
-    return gradient, error, (fp, fm, refine)
+    if method == "richardson":
+        return (*_richardson(v, steps, ev.f0, ev.layout.eps), v)
+    return _formula(method, v[0], v[1], ev.f0, h), None, v
+
+
+def _formula(method: str, fp: np.ndarray, fm: np.ndarray, f0: float, h: np.ndarray) -> np.ndarray:
+    """The method's difference quotient from f(x + h), f(x - h) and f(x) (central for Richardson)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        if method == "forward":
+            return (fp - f0) / h
+        if method == "backward":
+            return (f0 - fm) / h
+        return (fp - fm) / (2 * h)
 
 
 def _richardson(v: np.ndarray, steps: np.ndarray, f0: float, eps: np.ndarray) -> tuple:
@@ -660,11 +722,11 @@ def _richardson(v: np.ndarray, steps: np.ndarray, f0: float, eps: np.ndarray) ->
     changes of the last two extrapolation steps (the second is the error of the O(h^4) values,
     an upper bound for a smooth f that also catches a kink between the steps) and the rounding
     the extrapolation weights amplify."""
-    d = (v[0::2] - v[1::2]) / (2 * steps)
+    d = _formula("central", v[0::2], v[1::2], f0, steps)
     r1 = (4 * d[1:] - d[:-1]) / 3
     r2 = (16 * r1[1] - r1[0]) / 15
     size = np.maximum(abs(f0), np.abs(v).max(axis=0))
-    return r2, np.abs(r2 - r1[1]) + np.abs(r1[1] - r1[0]) + 8 * eps * size / steps[0]
+    return r2, np.abs(r2 - r1[1]) + np.abs(r1[1] - r1[0]) + _rounding(eps, size, steps[0], _ROUNDING)
 
 
 def _require_finite(layout: _Layout, values: np.ndarray, delta: np.ndarray) -> None:
@@ -678,43 +740,136 @@ def _require_finite(layout: _Layout, values: np.ndarray, delta: np.ndarray) -> N
                          + "; finite differences need f defined around x (try a smaller h or a one-sided method)")
 
 
-# --- kinks ----------------------------------------------------------------------------------------
+# --- kinks and convergence ------------------------------------------------------------------------
 
 
-def _kinks(ev: _Evaluator, fp: np.ndarray, fm: np.ndarray, h: np.ndarray,
-           refine: Optional[Callable]) -> np.ndarray:
-    """Elements whose one-sided slopes disagree at h, re-examined at h / 4 (see the module)."""
-    forward, backward, noise = _slopes(ev.f0, fp, fm, h, ev.layout.eps)
+@dataclass
+class _Findings:
+    """What :func:`_examine` finds, per element: kinks, unresolved elements, whether the estimate
+    checked to settle is the method's own one-sided one (``lone``: its other side is undefined)
+    rather than the central one, that estimate at h and at h / 4 (``coarse``, ``fine``: NaN where
+    not examined), and forward, backward and central differences' error estimate (else None)."""
+
+    kinks: np.ndarray
+    unresolved: np.ndarray
+    lone: np.ndarray
+    coarse: np.ndarray
+    fine: np.ndarray
+    error: Optional[np.ndarray] = None
+
+
+def _examine(ev: _Evaluator, method: str, rows: np.ndarray, h: np.ndarray) -> _Findings:
+    """Elements whose one-sided slopes at h (``rows[:2]``) disagree beyond rounding, and for a one-sided method
+    those whose other side is undefined, re-examined at h / 4 for kinks and convergence (see the module)."""
+    n, eps, f0 = ev.layout.n, ev.layout.eps, ev.f0
+    forward, backward, size = _slopes(f0, rows[0], rows[1], h)
+    with np.errstate(invalid="ignore"):
+        curvature = forward - backward                                # h f'' for a smooth f
+        examined = np.abs(curvature) > _rounding(eps, size, h, _NOISE)
+    if method in _ONE_SIDED:
+        examined |= ~np.isfinite(curvature)
+    idx = np.flatnonzero(examined)
+    fine_h = h[idx] / 2 ** _FINE
+    fp4, fm4 = _at_level(ev, rows, h, idx, _FINE)
+    forward4, backward4, size4 = _slopes(f0, fp4, fm4, fine_h)
+    noise4 = _rounding(eps[idx], size4, fine_h, _NOISE)
+    found = _Findings(*(np.zeros(n, bool) for _ in range(3)), np.full(n, np.nan), np.full(n, np.nan))
+    kinks = found.kinks[idx] = _kink(forward[idx], backward[idx], forward4, backward4, noise4)
+    if method == "complex":
+        return found
+    lone = found.lone[idx] = ~np.isfinite(curvature[idx])
+    coarse = found.coarse[idx] = _judged(method, lone, rows[0][idx], rows[1][idx], f0, h[idx])
+    fine = found.fine[idx] = _judged(method, lone, fp4, fm4, f0, fine_h)
+    rough, moved = _rough_or_moved((forward[idx], backward[idx]), (forward4, backward4), coarse, fine, noise4)
+    check = np.flatnonzero(moved & ~rough & ~kinks)
+    fp2, fm2 = _at_level(ev, rows, h, idx[check], _MIDDLE)
+    middle = _judged(method, lone[check], fp2, fm2, f0, h[idx[check]] / 2 ** _MIDDLE)
+    slow = np.zeros(idx.size, bool)
+    slow[check] = _slow(coarse[check], middle, fine[check], np.where(lone[check], 1, 2), noise4[check])
+    found.unresolved[idx] = ~kinks & (rough | slow)
+    if method != "richardson":
+        found.error = _truncation(method, curvature, idx, lone, np.abs(coarse - fine)) \
+            + _rounding(eps, size, h, _ROUNDING)
+    return found
+
+
+def _judged(method: str, lone: np.ndarray, fp: np.ndarray, fm: np.ndarray, f0: float, h: np.ndarray) -> np.ndarray:
+    """The estimate checked to settle: central differences where both sides are defined (a one-sided
+    estimate is the central one plus or minus half the gap, checked with the second difference),
+    else (``lone``) the method's own."""
+    return np.where(lone, _formula(method, fp, fm, f0, h), _formula("central", fp, fm, f0, h))
+
+
+def _at_level(ev: _Evaluator, rows: np.ndarray, h: np.ndarray, idx: np.ndarray, level: int) -> tuple:
+    """f(x + h / 2**level) and f(x - h / 2**level) at the elements idx: Richardson's rows where they
+    exist, else evaluated."""
+    if 2 * level < len(rows):
+        return rows[2 * level, idx], rows[2 * level + 1, idx]
+    step = h[idx] / 2.0 ** level
+    values = ev.values(np.concatenate([idx, idx]), np.concatenate([step, -step]))
+    return values[:idx.size], values[idx.size:]
+
+
+def _kink(forward: np.ndarray, backward: np.ndarray, forward4: np.ndarray, backward4: np.ndarray,
+          noise4: np.ndarray) -> np.ndarray:
+    """Which elements have a kink, from their one-sided slopes at h and at h / 4 (see the module)."""
     with np.errstate(invalid="ignore"):
         gap = np.abs(forward - backward)
-        suspects = np.flatnonzero(gap > noise)
-    kinks = np.zeros(ev.layout.n, bool)
-    if suspects.size:
-        fine = h[suspects] / _KINK_REFINE
-        if refine is None:
-            v = ev.values(np.concatenate([suspects, suspects]), np.concatenate([fine, -fine]))
-            fp2, fm2 = v[:suspects.size], v[suspects.size:]
-        else:
-            fp2, fm2 = refine(suspects)
-        forward2, backward2, noise2 = _slopes(ev.f0, fp2, fm2, fine, ev.layout.eps[suspects])
-        forward, backward, gap = forward[suspects], backward[suspects], gap[suspects]
         # A kink at x: each side's slope stays put (a smooth f's moves by 3/8 of the gap).
-        at_x = (np.maximum(np.abs(forward2 - forward), np.abs(backward2 - backward)) < gap / 4) \
-            & (np.abs(forward2 - backward2) > noise2)
+        at_x = (np.maximum(np.abs(forward4 - forward), np.abs(backward4 - backward)) < gap / 4) \
+            & (np.abs(forward4 - backward4) > noise4)
         # A kink the step straddles: at h / 4 both slopes agree, with one side's slope at h.
-        middle = (forward2 + backward2) / 2
-        straddled = (np.abs(forward2 - backward2) < gap / 8) \
+        middle = (forward4 + backward4) / 2
+        straddled = (np.abs(forward4 - backward4) < gap / 8) \
             & (np.minimum(np.abs(forward - middle), np.abs(backward - middle)) < gap / 8) \
             & (gap > _STRADDLE_RTOL * np.maximum(np.abs(forward), np.abs(backward)))
-        kinks[suspects] = at_x | straddled
-    return kinks
+    return at_x | straddled
 
 
-def _slopes(f0: float, fp: np.ndarray, fm: np.ndarray, h: np.ndarray, eps: np.ndarray) -> tuple:
-    """The forward and backward slopes, and the gap between them that rounding in f can make."""
+def _rough_or_moved(slopes: tuple, slopes4: tuple, coarse: np.ndarray, fine: np.ndarray,
+                    noise4: np.ndarray) -> tuple:
+    """Whether the second difference (forward minus backward slope) fails to shrink like a smooth f's from h to
+    h / 4 (fourfold, or faster at an inflection point), and whether the judged estimate moves from ``coarse`` to
+    ``fine``: each by more than 10 % of the estimate and the slopes, and than rounding (so that rounding from
+    cancellation inside f, which |f| does not show, is not taken for a change)."""
+    curvature, curvature4 = slopes[0] - slopes[1], slopes4[0] - slopes4[1]
+    with np.errstate(invalid="ignore"):
+        scale = np.fmax(np.fmax(np.abs(coarse), np.abs(fine)), np.fmax(np.abs(slopes[0]), np.abs(slopes[1])))
+        significant = _SETTLE_RTOL * scale + noise4
+        rough = np.abs(curvature4 - curvature / 4) > np.abs(curvature) / 4 + significant
+        return rough, ~(np.abs(coarse - fine) <= significant)
+
+
+def _slow(coarse: np.ndarray, middle: np.ndarray, fine: np.ndarray, order: np.ndarray,
+          noise: np.ndarray) -> np.ndarray:
+    """Whether an estimate of the given order, at h (``coarse``), h / 2 and h / 4 (``fine``), changes by
+    steps that shrink slower than at half its order, grow or turn back beyond rounding: it does not settle."""
+    first, second = coarse - middle, middle - fine
+    with np.errstate(invalid="ignore"):
+        shrinks = (first * second > 0) & (np.abs(second) * 2.0 ** (order / 2) <= np.abs(first))
+        return ~(shrinks | (np.abs(second) <= noise))
+
+
+def _truncation(method: str, curvature: np.ndarray, idx: np.ndarray, lone: np.ndarray,
+                change: np.ndarray) -> np.ndarray:
+    """The truncation error of forward, backward or central differences (see :class:`FDResult`) from the
+    ``change`` of the estimate judged at the elements idx from h to h / 4, where its error shrinks 16-fold
+    (central) or 4-fold (``lone`` one-sided); one-sided estimates add half the gap, their h f''/2 term."""
+    error = np.abs(curvature) / 2 if method in _ONE_SIDED else np.zeros(curvature.size)
+    error[idx] = np.where(lone, 4 / 3 * change, error[idx] + 16 / 15 * change)
+    return error
+
+
+def _slopes(f0: float, fp: np.ndarray, fm: np.ndarray, h: np.ndarray) -> tuple:
+    """The forward and backward slopes, and the size of f there (its largest finite value)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        size = np.maximum(abs(f0), np.maximum(np.abs(fp), np.abs(fm)))
-        return (fp - f0) / h, (f0 - fm) / h, _NOISE * eps * size / h
+        size = np.fmax(abs(f0), np.fmax(np.abs(fp), np.abs(fm)))
+        return (fp - f0) / h, (f0 - fm) / h, size
+
+
+def _rounding(eps: np.ndarray, size: np.ndarray, h: np.ndarray, ulps: float) -> np.ndarray:
+    """The change rounding in f, taken as ``ulps * eps * size``, can make in a difference quotient of step h."""
+    return ulps * eps * size / h
 
 
 def _kink_error(layout: _Layout, kinks: np.ndarray, f0: float, fp: np.ndarray, fm: np.ndarray,
@@ -726,6 +881,18 @@ def _kink_error(layout: _Layout, kinks: np.ndarray, f0: float, fp: np.ndarray, f
         f"f is not differentiable at {layout.label(i)}{more}: its slope is {(fp[i] - f0) / h[i]:.6g} to the "
         f"right and {(f0 - fm[i]) / h[i]:.6g} to the left; pass full_output=True to get NaN there and the "
         f"list in .kinks", [layout.element(k) for k in where])
+
+
+def _unresolved_error(layout: _Layout, method: str, found: _Findings, h: np.ndarray) -> UnresolvedError:
+    where = np.flatnonzero(found.unresolved)
+    i = where[0]
+    more = f" (and {where.size - 1} more elements)" if where.size > 1 else ""
+    return UnresolvedError(
+        f"finite differences do not settle at {layout.label(i)}={layout.flat[i]:g}{more}: the "
+        f"{method if found.lone[i] else 'central'} estimate is {found.coarse[i]:.3g} at h={h[i]:.3g} "
+        f"and {found.fine[i]:.3g} at h/4; f changes on a scale smaller than the step (a pole, an infinite slope "
+        f"or a steep feature near x): try a smaller h, or pass full_output=True to get NaN there and the list "
+        f"in .unresolved", [layout.element(k) for k in where])
 
 
 # --- steps and options ----------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from hypothesis.extra import numpy as hnp
 
 import symgrad as sg
 from symgrad.finite_diff import (
-    METHODS, FDErrorCurve, FDResult, NonDifferentiableError, default_step, fd_error_curve, fd_gradient,
+    METHODS, FDErrorCurve, FDResult, NonDifferentiableError, UnresolvedError, default_step, fd_error_curve,
+    fd_gradient,
 )
 from symgrad.perturbed_rows import Materializations, PerturbedRows, TooLargeToMaterialize
 
@@ -121,10 +122,32 @@ def test_richardson_is_accurate_and_its_error_estimate_bounds_the_error():
         assert np.all(actual <= r.error) and r.error.max() < 1e-8, name
 
 
-def test_only_richardson_reports_an_error_estimate():
-    for method in METHODS:
-        r = fd_gradient(sum_sin_x2, np.array([0.5, 1.0]), method, full_output=True)
-        assert (r.error is None) == (method != "richardson")
+@pytest.mark.parametrize("method", ["forward", "backward", "central"])
+def test_one_sided_and_central_error_estimates_bound_the_error(method):
+    x = np.random.default_rng(5).uniform(-2, 2, 300)
+    for name, (f, grad) in SMOOTH.items():
+        r = fd_gradient(f, x, method, full_output=True)
+        actual = np.abs(r.gradient - grad(x))
+        assert np.all(actual <= r.error) and r.error.max() < 100 * actual.max(), name
+
+
+def test_central_error_estimate_is_the_truncation_error_where_it_dominates():
+    r = fd_gradient(sg.exp, 700.0, full_output=True)     # h = 2**-8, so (sinh(h) / h - 1) exp(700) is the error
+    h = r.step
+    truncation = math.exp(700.0) * (math.sinh(h) / h - 1)
+    assert r.gradient - math.exp(700.0) == pytest.approx(truncation, rel=1e-2)
+    assert truncation <= r.error < 1.05 * truncation
+
+
+def test_forward_error_estimate_where_the_other_side_is_undefined():
+    h = 2.0 ** -20
+    r = fd_gradient(lambda x: x ** 2 + 0 * sg.sqrt(x), 1e-9, "forward", h=h, full_output=True)  # nan left of 0
+    assert r.unresolved == [] and r.gradient == pytest.approx(2e-9 + h, rel=1e-9)   # (x + h)² - x² over h
+    assert r.error == pytest.approx(h, rel=1e-6)
+
+
+def test_complex_step_reports_no_error_estimate():
+    assert fd_gradient(sum_sin_x2, np.array([0.5, 1.0]), "complex", full_output=True).error is None
 
 
 # --- steps ----------------------------------------------------------------------------------------
@@ -333,7 +356,7 @@ def test_a_kink_the_step_reaches_is_reported():
     assert fd_gradient(f, x, h=2e-3, full_output=True).kinks == [(0,)]    # steps over the kink at 1e-3
     r = fd_gradient(f, x, "richardson", full_output=True)       # h = 7.8e-3, h/2, h/4
     assert r.kinks == [(1,)]                                    # steps over the kink at 5e-3
-    assert abs(r.gradient[0] - 1) > 0.1 and r.error[0] > 0.1   # the kink at 1e-3 shows in the error
+    assert r.unresolved == [(0,)] and np.isnan(r.gradient[0])   # even h/4 steps over the kink at 1e-3
 
 
 def test_one_sided_method_works_at_the_edge_of_the_domain():
@@ -341,6 +364,105 @@ def test_one_sided_method_works_at_the_edge_of_the_domain():
     assert abs(g - 0.5 / math.sqrt(1e-3)) < 1e-3
     with pytest.raises(ValueError, match=r"f is not finite \(nan\) at x - "):
         fd_gradient(sg.sqrt, 1e-9, "central", h=1e-6)
+
+
+# --- unresolved: f changes on a scale smaller than the step ------------------------------------------
+
+NEAR_POLES = [                                   # (f, x, method): the exact derivative is huge or infinite
+    (lambda x: 1 / x, 1e-6, "central"),          # the step 7.6e-6 straddles the pole at 0
+    (lambda x: 1 / x, 1e-10, "central"),
+    (lambda x: 1 / x, -1e-8, "forward"),
+    (lambda x: 1 / x, 1e-6, "richardson"),
+    (np.tan, np.pi / 2 - 1e-7, "central"),
+    (np.tan, np.pi / 2 + 1e-9, "backward"),
+    (np.tan, np.pi / 2 - 1e-7, "richardson"),
+    (sg.log, 1e-9, "forward"),                   # log(x - h) is nan: only the forward side is defined
+    (sg.log, 1e-12, "forward"),
+    (sg.sqrt, 0.0, "forward"),                   # an infinite slope
+    (lambda x: -sg.sqrt(-x), 0.0, "backward"),
+]
+
+
+@pytest.mark.parametrize("f, x, method", NEAR_POLES)
+def test_a_pole_or_an_infinite_slope_within_the_step_is_unresolved(f, x, method):
+    r = fd_gradient(f, x, method, full_output=True)
+    assert r.unresolved == [()] and r.kinks == []
+    assert np.isnan(r.gradient) and np.isnan(r.error)
+    with pytest.raises(UnresolvedError, match=rf"do not settle at x={x:g}: the \w+ estimate is ") as info:
+        fd_gradient(f, x, method)
+    assert isinstance(info.value, ValueError) and info.value.unresolved == [()]
+    assert "\n" not in str(info.value)
+
+
+def test_a_smaller_step_resolves_the_pole():
+    x = 1e-6
+    assert fd_gradient(lambda t: 1 / t, x, h=2.0 ** -30) == pytest.approx(-1 / x ** 2, rel=1e-6)
+    assert fd_gradient(lambda t: 1 / t, x, "complex") == pytest.approx(-1 / x ** 2, rel=1e-15)
+
+
+def test_unresolved_elements_are_named_and_the_others_kept():
+    x = {"w": np.array([2.0, 1e-7, -0.5]), "b": 3e-7}
+    r = fd_gradient(lambda w, b: sg.sum(1 / w) + 1 / b, x, full_output=True)
+    assert r.unresolved == ["w[1]", "b"] and r.kinks == []
+    np.testing.assert_allclose(r.gradient["w"][[0, 2]], -1 / x["w"][[0, 2]] ** 2, rtol=1e-8)
+    assert np.isnan(r.gradient["w"][1]) and np.isnan(r.gradient["b"])
+    with pytest.raises(UnresolvedError, match=r"do not settle at w\[1\]=1e-07 \(and 1 more elements\)"):
+        fd_gradient(lambda w, b: sg.sum(1 / w) + 1 / b, x)
+
+
+@pytest.mark.parametrize("c, kinks, unresolved", [
+    (0.02, [()], []),          # as good as at x: a kink
+    (0.15, [], [()]),          # inside h/4 but not at x: unresolved
+    (0.5, [()], []),           # between h/4 and h: a kink the step straddles
+    (3.0, [], []),             # out of reach
+])
+def test_relu_with_its_kink_at_a_fraction_of_the_step(c, kinks, unresolved):
+    r = fd_gradient(sg.relu, c * default_step(0.0), full_output=True)
+    assert (r.kinks, r.unresolved) == (kinks, unresolved)
+    if not kinks + unresolved:
+        assert r.gradient == 1.0
+
+
+def test_a_step_longer_than_the_period_is_unresolved():
+    f = lambda x: sg.cos(1000 * x)  # noqa: E731         # period 6.3e-3; Richardson's h is 7.8e-3
+    assert fd_gradient(f, 1e-3, "richardson", full_output=True).unresolved == [()]
+    assert fd_gradient(f, 1e-3, "central") == pytest.approx(-1000 * math.sin(1.0), rel=1e-4)
+
+
+@pytest.mark.parametrize("f, x, methods", [
+    (lambda x: sg.sum(sg.sin(x), axis=-1), np.array([np.pi / 2, -np.pi / 2]), METHODS),  # rounding only
+    (lambda x: sg.sum(x ** 3, axis=-1), np.array([0.0, 1e-9, -2e-12]), METHODS),          # gradient ~ 0
+    (lambda x: sg.sum(x ** 3 + 1e-10 * x ** 2, axis=-1), np.array([0.0]), METHODS),
+    (lambda x: sg.sum(x ** 5, axis=-1), np.array([1e-9, 1e-3]), METHODS),
+    (lambda x: sg.sum(x ** 2, axis=-1), np.array([1e-9, 1e-12]), METHODS),                 # curvature >> gradient
+    (lambda x: sg.sum(sg.cos(1000 * x), axis=-1), np.array([0.0, np.pi / 1000, 1e-3]),
+     ("forward", "backward", "central", "complex")),
+    (lambda x: sg.sum(sg.exp(x), axis=-1), np.array([700.0, -700.0]), ("forward", "backward", "central")),
+    (lambda x: sg.sum((x + 1e6) - 1e6, axis=-1), np.array([0.3, 1.7]), METHODS),         # cancellation noise
+    (lambda x: sg.sum((np.array([0.3, 1.7, -2.2]) * x - np.array([0.03, 1.19, -2.86])) ** 2, axis=-1),
+     np.array([0.1, 0.7, 1.3]), METHODS),                                         # a least-squares fit at its minimum
+    (lambda x: sg.sum(sg.sin(x) * x ** 2, axis=-1), np.linspace(-3, 3, 7, dtype=np.float32), METHODS),
+])
+def test_smooth_points_are_resolved(f, x, methods):
+    for method in methods:
+        r = fd_gradient(f, x, method, full_output=True)
+        assert (r.unresolved, r.kinks) == ([], []), method
+
+
+def poly_value(coefficients, x):
+    return sum(c * x ** k for k, c in enumerate(coefficients))
+
+
+OUTER = {"identity": lambda u: u, "exp": sg.exp, "sin": sg.sin, "tanh": sg.tanh, "sigmoid": sg.sigmoid}
+
+
+@settings(max_examples=150, deadline=None)
+@given(coefficients=st.lists(st.floats(-1, 1), min_size=1, max_size=6), outer=st.sampled_from(sorted(OUTER)),
+       x=hnp.arrays(np.float64, st.integers(1, 4), elements=st.floats(-1.5, 1.5)),
+       method=st.sampled_from(METHODS), dtype=st.sampled_from([np.float64, np.float32]))
+def test_random_smooth_functions_are_never_unresolved(coefficients, outer, x, method, dtype):
+    f = lambda v: sg.sum(OUTER[outer](poly_value(coefficients, v)), axis=-1)  # noqa: E731
+    assert fd_gradient(f, x.astype(dtype), method, full_output=True).unresolved == []
 
 
 # --- bad input -----------------------------------------------------------------------------------------

@@ -14,6 +14,12 @@ characters from 1) and what is allowed. Absurd input is refused before any
 work: more than :data:`MAX_LENGTH` characters, parentheses nested deeper than
 :data:`MAX_DEPTH`, or an expression nested deeper than that.
 
+Numbers mean what they say. A float literal must be a float, neither too large
+(``1e400`` would be inf) nor too small (``1e-400`` would be 0). SymPy keeps
+integers and fractions exact, so the digits of the numbers it would make of each
+part are bounded first, and more than :data:`MAX_DIGITS` (``2**100000``,
+``(x*2**999)**10**9``) is refused before anything computes them.
+
 Example:
     >>> parse("(w*x + b - y)**2")
     (b + w*x - y)**2
@@ -28,13 +34,15 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
+from fractions import Fraction
 from functools import reduce
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 
-__all__ = ["ParseError", "parse", "parse_function", "ExpressionFunction", "check_arguments", "FUNCTIONS",
-           "MAX_LENGTH", "MAX_DEPTH"]
+__all__ = ["ParseError", "parse", "parse_function", "ExpressionFunction", "check_arguments", "shorten",
+           "FUNCTIONS", "MAX_LENGTH", "MAX_DEPTH", "MAX_DIGITS"]
 
 #: The callable functions and their number of arguments.
 FUNCTIONS = {"exp": 1, "log": 1, "tanh": 1, "sigmoid": 1, "relu": 1, "sin": 1, "cos": 1, "sqrt": 1, "abs": 1,
@@ -43,8 +51,9 @@ FUNCTIONS = {"exp": 1, "log": 1, "tanh": 1, "sigmoid": 1, "relu": 1, "sin": 1, "
 MAX_LENGTH = 10_000
 #: The deepest nesting accepted: of parentheses, and of operations (a chain ``a + b - c + ...`` counts once).
 MAX_DEPTH = 100
-#: The largest exact constant power accepted, in bits (``9**9**9`` would need 10**9 bits).
-MAX_POWER_BITS = 100_000
+#: The most digits of an exact number: a literal, or a constant part such as ``2**3000`` (a fraction's
+#: numerator and denominator together). SymPy computes them all exactly; ``9**9**9`` would have 10**8 digits.
+MAX_DIGITS = 1000
 
 ALLOWED = ("allowed: numbers, variable names, + - * / **, unary minus, parentheses and calls to "
            + ", ".join(sorted(FUNCTIONS)))
@@ -53,16 +62,34 @@ ALLOWED = ("allowed: numbers, variable names, + - * / **, unary minus, parenthes
 class ParseError(ValueError):
     """Text that is not an allowed expression; ``column`` (from 1) says where.
 
+    The message ends with what is allowed, unless ``allowed`` is False (for a
+    problem that the list would not help with: a number out of range, text cut short).
+
     Example:
         >>> err = ParseError("attribute access 'os.path'", 3)
         >>> err.column, str(err).split(";")[0]
         (3, "attribute access 'os.path' at column 3")
+        >>> str(ParseError("number '1e400' too large for a float", 1, allowed=False))
+        "number '1e400' too large for a float at column 1"
     """
 
-    def __init__(self, what: str, column: int):
+    def __init__(self, what: str, column: int, allowed: bool = True):
         self.what = what
         self.column = column
-        super().__init__(f"{what} at column {column}; {ALLOWED}")
+        super().__init__(f"{what} at column {column}" + (f"; {ALLOWED}" if allowed else ""))
+
+
+def shorten(text: str, width: int = 60) -> str:
+    """``text`` on one line (blanks collapsed), cut to ``width`` characters with "…" when longer.
+
+    Example:
+        >>> shorten("(w*x +\\n b - y)**2")
+        '(w*x + b - y)**2'
+        >>> shorten("x1 + x2 + x3 + x4 + x5", 12)
+        'x1 + x2 + x…'
+    """
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 # --- the validated tree ---------------------------------------------------------------------
@@ -102,13 +129,34 @@ class _Text:
     def column(self, node: ast.AST) -> int:
         return min(self.offset(node.lineno, node.col_offset) + 1, len(self.text))
 
-    def snippet(self, node: ast.AST) -> str:
-        source = self.text[self.column(node) - 1:self.offset(node.end_lineno, node.end_col_offset)]
-        source = " ".join(source.split())
-        return repr(source if len(source) <= 40 else source[:37] + "...")
+    def source(self, node: ast.AST) -> str:
+        """The text of ``node``, as typed."""
+        return self.text[self.column(node) - 1:self.offset(node.end_lineno, node.end_col_offset)]
 
-    def error(self, what: str, node: ast.AST) -> ParseError:
-        return ParseError(what, self.column(node))
+    def snippet(self, node: ast.AST) -> str:
+        return repr(shorten(self.source(node), 40))
+
+    def error(self, what: str, node: ast.AST, allowed: bool = True) -> ParseError:
+        return ParseError(what, self.column(node), allowed)
+
+    def syntax_error(self, err: SyntaxError, shift: int) -> ParseError:
+        """Python's ``SyntaxError`` on the text as a ParseError, at the right column; ``shift`` is what the
+        parsed line's positions lack (its stripped leading blanks, or -1 for the added parenthesis).
+
+        Text that stops where more was needed (``x**``) is said to end too early, at the column after it.
+        """
+        line = err.lineno or 1
+        end = len(self.text.rstrip())
+        position = (self.starts[line - 1] + (err.offset or 0) - 1 + (shift if line == 1 else 0)
+                    if line <= len(self.lines) else end)
+        if not err.offset or position >= end:
+            last = re.search(r"(\*\*|\S)\s*$", self.text).group(1)
+            return ParseError(f"the expression ends too early, after {last!r}", end + 1, allowed=False)
+        position = max(position, 0)
+        width = (err.end_offset or 0) - err.offset if err.end_lineno == err.lineno else 0
+        token = self.text[position:position + max(width, 1)].strip()
+        what = f"unexpected {token!r}" if err.msg == "invalid syntax" and token else err.msg
+        return ParseError(what, position + 1)
 
 
 class _Tree:
@@ -120,6 +168,8 @@ class _Tree:
 
 
 def _check_text(text: Any) -> None:
+    """Refuse, before parsing, text that is not a string, too long, empty, with unbalanced or too deep
+    brackets, control characters, bytes that were not UTF-8, or numbers with too many digits."""
     if not isinstance(text, str):
         raise TypeError(f"expected the expression as a string, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
@@ -138,8 +188,15 @@ def _check_text(text: Any) -> None:
             opened.pop()
         elif char < " " and char not in "\t\n\r":
             raise ParseError(f"control character {char!r}", i + 1)
+        elif "\ud800" <= char <= "\udfff":        # a byte that was not UTF-8, escaped by Python (surrogateescape)
+            raise ParseError("invalid character: the text is not valid UTF-8", i + 1, allowed=False)
     if opened:
         raise ParseError(f"{text[opened[-1]]!r} never closed", opened[-1] + 1)
+    for number in re.finditer(r"(?<![\w.])[\d.][\w.]*", text):
+        digits = sum(char in "0123456789" for char in number.group())
+        if digits > MAX_DIGITS:
+            raise ParseError(f"number of {digits:,} digits (the limit is {MAX_DIGITS:,})", number.start() + 1,
+                             allowed=False)
 
 
 def _tree(text: str) -> _Tree:
@@ -156,11 +213,8 @@ def _tree(text: str) -> _Tree:
     try:
         body = ast.parse(text.lstrip() if one_line else "(" + text + "\n)", mode="eval").body
     except SyntaxError as err:
-        line = min(err.lineno or 1, len(source.lines))
-        offset = (err.offset or 1) + (shift if line == 1 else 0)
-        column = max(1, min(source.starts[line - 1] + offset, len(text)))
-        raise ParseError(f"invalid syntax ({err.msg or 'invalid syntax'})", column) from None
-    except (RecursionError, MemoryError, ValueError):
+        raise source.syntax_error(err, shift) from None
+    except (RecursionError, MemoryError):
         raise ParseError("expression too long or too deeply nested for the parser", 1) from None
     for node in ast.walk(body):
         if getattr(node, "lineno", None) == 1:
@@ -171,14 +225,71 @@ def _tree(text: str) -> _Tree:
     return _Tree(converter.convert(body, 1), list(converter.names))
 
 
+Number = Union[Fraction, float]
+#: (numerator digits, denominator digits): upper bounds for the numbers SymPy may make of a part.
+Size = tuple
+
+#: The value of each function at a constant, as a float (SymPy may be exact where these round).
+_CONSTANT_FUNCTIONS = {"exp": math.exp, "log": math.log, "tanh": math.tanh, "sin": math.sin, "cos": math.cos,
+                       "sqrt": math.sqrt, "abs": abs, "sigmoid": lambda v: 0.5 + 0.5 * math.tanh(v / 2),
+                       "relu": lambda v: max(v, 0), "maximum": max, "minimum": min}
+
+
+def _integer_size(value: int) -> Size:
+    """The size of an integer literal: ``(digits, 0)``."""
+    return (math.log10(abs(value)) if value else 0.0), 0.0
+
+
+def _sum_size(sizes: list) -> Size:
+    """The size of a sum of fractions n_i/d_i: over the product of the denominators, the numerator is
+    the sum of n_i times the other denominators.
+
+    Example:
+        >>> [round(digits, 2) for digits in _sum_size([(0.0, math.log10(3)), (0.0, math.log10(7))])]  # 10/21
+        [1.15, 1.32]
+    """
+    denominator = sum(d for _, d in sizes)
+    return max(n + denominator - d for n, d in sizes) + math.log10(len(sizes)), denominator
+
+
+def _product_size(sizes: list, divided: list) -> Size:
+    """The size of a product of fractions, each divided by where ``divided`` says so (its size reversed)."""
+    oriented = [(d, n) if divide else (n, d) for (n, d), divide in zip(sizes, divided)]
+    return sum(n for n, _ in oriented), sum(d for _, d in oriented)
+
+
+def _power_size(base: Size, exponent: Size, value: Any) -> Size:
+    """The size of ``base ** exponent``; ``value`` is the exponent's value when it is constant (else None).
+
+    A constant exponent e multiplies the digits by |e| (a negative one turns the fraction over); a variable
+    one leaves the numbers of the base and the exponent as they are.
+
+    Example:
+        >>> _power_size((1.0, 0.0), (0.0, 0.0), Fraction(-3))        # 10**-3
+        (0.0, 3.0)
+    """
+    if value is None:
+        return base[0] + exponent[0], base[1] + exponent[1]
+    try:
+        scale = abs(float(value))
+    except OverflowError:
+        scale = math.inf
+    if math.isnan(scale):                               # undefined: SymPy makes it nan, nothing to compute
+        return base
+    n, d = (base[1], base[0]) if value < 0 else base
+    return (n * scale if n else 0.0), (d * scale if d else 0.0)
+
+
 class _Converter:
-    """Python AST -> validated tree, collecting variable names and the approximate value of constant parts
-    (to refuse a constant power too large to compute before anything computes it)."""
+    """Python AST -> validated tree, collecting the variable names, the size of the numbers SymPy will make
+    of each part (to refuse a number too large to compute, ``2**100000``, before anything computes it),
+    and the value of the constant parts (exact for integers and fractions, else float; nan if undefined)."""
 
     def __init__(self, source: _Text):
         self.source = source
         self.names: dict = {}
-        self.constants: dict = {}            # id(tree node) -> float value, for constant subtrees
+        self.sizes: dict = {}                # id(tree node) -> Size
+        self.constants: dict = {}            # id(tree node) -> Fraction or float value, for constant subtrees
 
     def convert(self, node: ast.expr, depth: int) -> tuple:
         if depth > MAX_DEPTH:
@@ -192,7 +303,7 @@ class _Converter:
                 return self.convert(node.operand, depth + 1)
             if isinstance(node.op, ast.USub):
                 operand = self.convert(node.operand, depth + 1)
-                return self.constant(("negative", operand), lambda v: -v[0], [operand])
+                return self.made(("negative", operand), node, self.sizes[id(operand)], lambda v: -v[0], [operand])
             symbol = {ast.Not: "not", ast.Invert: "~"}[type(node.op)]
             raise self.source.error(f"operator {symbol!r}", node)
         if isinstance(node, ast.BinOp):
@@ -202,15 +313,23 @@ class _Converter:
         what = _DESCRIPTIONS.get(type(node), type(node).__name__.lower() + " expression")
         raise self.source.error(f"{what} {self.source.snippet(node)}", node)
 
-    def constant(self, tree: tuple, value: Callable[[list], float], parts: list) -> tuple:
-        """``tree``, remembered as constant (with ``value`` of its parts' values) when all its parts are."""
+    def made(self, tree: tuple, node: ast.AST, size: Size, value: Callable[[list], Number], parts: list) -> tuple:
+        """``tree`` (typed as ``node``), refused if its numbers would have more than MAX_DIGITS digits, else
+        remembered with its ``size`` and, when its ``parts`` are all constant, ``value`` of their values."""
+        digits = max(size)
+        if digits > MAX_DIGITS:
+            raise self.source.error(f"number in {self.source.snippet(node)} too large to compute exactly "
+                                    f"(about {digits:,.0f} digits; the limit is {MAX_DIGITS:,})", node,
+                                    allowed=False)
+        self.sizes[id(tree)] = size
         if all(id(part) in self.constants for part in parts):
             try:
-                self.constants[id(tree)] = float(value([self.constants[id(part)] for part in parts]))
+                result = value([self.constants[id(part)] for part in parts])
             except OverflowError:
-                self.constants[id(tree)] = math.inf
-            except (ZeroDivisionError, TypeError):          # undefined (1/0 is zoo in SymPy): nothing to fear
-                self.constants[id(tree)] = math.nan
+                result = math.inf
+            except (ZeroDivisionError, ValueError):     # undefined: 1/0 is zoo in SymPy, log(-1) complex
+                result = math.nan
+            self.constants[id(tree)] = math.nan if isinstance(result, complex) else result
         return tree
 
     def number(self, node: ast.Constant) -> tuple:
@@ -219,8 +338,14 @@ class _Converter:
             kind = {str: "string", bytes: "bytes", complex: "complex number"}.get(type(value), "constant")
             raise self.source.error(f"{kind} {self.source.snippet(node)}", node)
         if isinstance(value, float) and not math.isfinite(value):
-            raise self.source.error(f"number {self.source.snippet(node)} (too large for a float)", node)
-        return self.constant(("number", value), lambda v: value, [])
+            raise self.source.error(f"number {self.source.snippet(node)} too large for a float", node, allowed=False)
+        written = self.source.source(node).lower().partition("e")[0]
+        if value == 0 and any(digit in written for digit in "123456789"):
+            raise self.source.error(f"number {self.source.snippet(node)} too small for a float (it would be 0)",
+                                    node, allowed=False)
+        exact = Fraction(value) if isinstance(value, int) else value
+        size = _integer_size(value) if isinstance(value, int) else (0.0, 0.0)    # a float stays a 15-digit Float
+        return self.made(("number", value), node, size, lambda v: exact, [])
 
     def name(self, node: ast.Name) -> tuple:
         if node.id in FUNCTIONS:
@@ -228,7 +353,9 @@ class _Converter:
         if node.id.startswith("__"):
             raise self.source.error(f"name {node.id!r} (names starting with '__' are reserved)", node)
         self.names.setdefault(node.id, None)
-        return ("name", node.id)
+        tree = ("name", node.id)
+        self.sizes[id(tree)] = (0.0, 0.0)
+        return tree
 
     def binary(self, node: ast.BinOp, depth: int) -> tuple:
         op = type(node.op)
@@ -236,33 +363,26 @@ class _Converter:
             raise self.source.error(f"operator {_BINARY.get(op, op.__name__)!r}", node)
         if op is ast.Pow:
             base, exponent = self.convert(node.left, depth + 1), self.convert(node.right, depth + 1)
-            if id(base) in self.constants and id(exponent) in self.constants:
-                self.check_power(self.constants[id(base)], self.constants[id(exponent)], node)
-            return self.constant(("power", base, exponent), lambda v: abs(v[0]) ** v[1], [base, exponent])
+            size = _power_size(self.sizes[id(base)], self.sizes[id(exponent)], self.constants.get(id(exponent)))
+            return self.made(("power", base, exponent), node, size, lambda v: v[0] ** v[1], [base, exponent])
         kind = _CHAINS[op]
-        links = []                           # walk the left spine of a + - (or * /) chain without recursion
-        while isinstance(node, ast.BinOp) and _CHAINS.get(type(node.op)) == kind:
-            links.append((node.op, node.right))
-            node = node.left
-        first = self.convert(node, depth + 1)
+        links, left = [], node               # walk the left spine of a + - (or * /) chain without recursion
+        while isinstance(left, ast.BinOp) and _CHAINS.get(type(left.op)) == kind:
+            links.append((left.op, left.right))
+            left = left.left
+        first = self.convert(left, depth + 1)
         rest = [(type(op) in (ast.Sub, ast.Div), self.convert(right, depth + 1)) for op, right in reversed(links)]
+        terms = [first] + [term for _, term in rest]
+        sizes = [self.sizes[id(term)] for term in terms]
+        flags = [flag for flag, _ in rest]
+        size = _sum_size(sizes) if kind == "sum" else _product_size(sizes, [False] + flags)
         combine = (lambda a, flag, v: a - v if flag else a + v) if kind == "sum" else (
             lambda a, flag, v: a / v if flag else a * v)
 
-        def value(values: list) -> float:
-            return reduce(lambda acc, link: combine(acc, link[0], link[1]),
-                          zip([flag for flag, _ in rest], values[1:]), values[0])
+        def value(values: list) -> Number:
+            return reduce(lambda acc, link: combine(acc, link[0], link[1]), zip(flags, values[1:]), values[0])
 
-        return self.constant((kind, first, rest), value, [first] + [term for _, term in rest])
-
-    def check_power(self, base: float, exponent: float, node: ast.BinOp) -> None:
-        """Refuse a constant power whose exact value would be astronomically large (``9**9**9``)."""
-        if math.isnan(base) or math.isnan(exponent) or exponent == 0 or base == 0:
-            return
-        bits = abs(exponent) * abs(math.log2(abs(base))) if math.isfinite(base) else math.inf
-        if not bits <= MAX_POWER_BITS:
-            raise self.source.error(f"constant power {self.source.snippet(node)} (too large to compute exactly)",
-                                    node)
+        return self.made((kind, first, rest), node, size, value, terms)
 
     def call(self, node: ast.Call, depth: int) -> tuple:
         if not isinstance(node.func, ast.Name):
@@ -276,7 +396,9 @@ class _Converter:
         if len(node.args) != FUNCTIONS[name]:
             count = FUNCTIONS[name]
             raise self.source.error(f"{name}() with {len(node.args)} arguments (it takes {count})", node)
-        return ("call", name, [self.convert(arg, depth + 1) for arg in node.args])
+        args = [self.convert(arg, depth + 1) for arg in node.args]
+        digits = sum(n + d for n, d in (self.sizes[id(arg)] for arg in args))   # exp(log(2/3)) is 2/3 again
+        return self.made(("call", name, args), node, (digits, digits), lambda v: _CONSTANT_FUNCTIONS[name](*v), args)
 
 
 # --- evaluating the tree ------------------------------------------------------------------------------
@@ -366,7 +488,7 @@ def parse(text: str) -> "sympy.Expr":
     try:
         return _sympy_arithmetic().evaluate(tree.root, symbols)
     except (TypeError, ValueError) as err:      # e.g. maximum(w, sqrt(-2)): SymPy cannot compare with I
-        raise ValueError(f"SymPy cannot build {text!r}: {str(err).splitlines()[0]}") from None
+        raise ValueError(f"SymPy cannot build {shorten(text)!r}: {str(err).splitlines()[0]}") from None
 
 
 class ExpressionFunction:
@@ -375,7 +497,7 @@ class ExpressionFunction:
     Values may be floats, NumPy (complex too) or CuPy arrays, or ``sg.Tensor``; the
     result has the kind of its inputs, so the engine, finite differences and
     complex step all evaluate exactly the parsed expression. ``names`` lists the
-    variables in order of first appearance.
+    variables in order of first appearance; any name works, ``self`` too.
 
     Example:
         >>> f = parse_function("(w*x + b - y)**2")
@@ -383,6 +505,8 @@ class ExpressionFunction:
         ['w', 'x', 'b', 'y']
         >>> float(f(w=1.0, x=1.0, b=0.0, y=2.0))
         1.0
+        >>> float(parse_function("self*x")(self=2.0, x=3.0))
+        6.0
     """
 
     def __init__(self, text: str):
@@ -393,10 +517,10 @@ class ExpressionFunction:
         self._numeric = _generic_arithmetic(exact=False)
         self._symbolic = _generic_arithmetic(exact=True)
 
-    def __call__(self, **values: Any) -> Any:
+    def __call__(self, /, **values: Any) -> Any:
         from ..functions import is_symbolic  # noqa: PLC0415
 
-        check_arguments(repr(self.text), values, self.names)
+        check_arguments(repr(shorten(self.text)), values, self.names)
         values = {k: _float64(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
                   for k, v in values.items()}
         symbolic = any(is_symbolic(v) for v in values.values())
@@ -423,7 +547,7 @@ class ExpressionFunction:
         unknown = [n for n in values if n not in self.names]
         if unknown:
             prefix = f"{option}: " if option else ""
-            raise ValueError(f"{prefix}{unknown[0]!r} does not appear in the expression {self.text!r}")
+            raise ValueError(f"{prefix}{unknown[0]!r} does not appear in the expression {shorten(self.text)!r}")
         return {n: values[n] for n in self.names}
 
     def __repr__(self) -> str:

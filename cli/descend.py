@@ -9,15 +9,13 @@ from typing import Any, Callable, Optional
 
 import click
 
-from .common import (
-    METHODS, OPTIMIZERS, Command, InputError, echo_json, figure_path, guarded, loss_from_options, write_figure,
-)
+from .common import METHODS, OPTIMIZERS, Command, at_option, echo_json, figure_path, guarded, write_figure
+from .plot import require_positive, usable_loss
 
 
 @click.command("descend", cls=Command)
 @click.argument("expression")
-@click.option("--at", "at", required=True, metavar="NAME=VALUE,...",
-              help="The start of every weight and the value of every data variable.")
+@at_option("The start of every weight and the value of every data variable.", required=True)
 @click.option("--wrt", metavar="NAME,...", help="The weights to descend on (default: every variable).")
 @click.option("--lr", default=0.1, show_default=True, type=float, help="The learning rate.")
 @click.option("--steps", default=50, show_default=True, type=click.IntRange(0, 1_000_000), help="Updates to make.")
@@ -31,15 +29,15 @@ from .common import (
               help="Also draw the descent: on the loss surface for two weights, else the loss curve "
                    "(.png, .svg or .pdf).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole trajectory as JSON.")
-def descend_command(expression: str, at: str, wrt: Optional[str], lr: float, steps: int, method: str,
+def descend_command(expression: str, at: tuple, wrt: Optional[str], lr: float, steps: int, method: str,
                     optimizer: str, fd_method: str, every: Optional[int], plot: Optional[str],
                     as_json: bool) -> None:
     """Minimize EXPRESSION by gradient descent from the --at values, updating the --wrt weights.
 
     Each step is w <- w - lr * dL/dw with the gradient from backprop, the exact
     SymPy partials or finite differences (--method). Prints the loss, the gradient
-    norm and the weights along the way; if the loss diverges the descent stops
-    there and says so on stderr.
+    norm and the weights along the way; if the loss diverges (it grows a
+    millionfold, or overflows) the descent stops there and says so on stderr.
 
     \b
     Example:
@@ -48,9 +46,8 @@ def descend_command(expression: str, at: str, wrt: Optional[str], lr: float, ste
     """
     import symgrad as sg  # noqa: PLC0415
 
-    f, params, data = loss_from_options(expression, at, wrt)
-    if not lr > 0 or lr == float("inf"):
-        raise InputError(f"--lr must be a positive finite number, got {lr}")
+    f, params, data = usable_loss(expression, at, wrt)
+    require_positive(lr, "--lr")
     traj = guarded(lambda: sg.descend(f, params, data, lr=lr, steps=steps, method=method, optimizer=optimizer,
                                       fd_method=fd_method))
     if as_json:

@@ -5,16 +5,54 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import math
+from typing import Any, Optional, Union
 
 import click
 
 from .common import (
-    METHODS, OPTIMIZERS, Group, InputError, figure_path, guarded, loss_from_options, parse_choices, parse_numbers,
-    write_figure,
+    METHODS, OPTIMIZERS, Group, InputError, at_option, check_loss_at, figure_path, guarded, loss_from_options,
+    parse_choices, parse_numbers, write_figure,
 )
 
 FD_METHODS = ("forward", "backward", "central", "complex", "richardson")
+
+
+def usable_loss(expression: str, at: Union[str, tuple], wrt: Optional[str]) -> tuple:
+    """``(f, params, data)`` as :func:`~symgrad.cli.common.loss_from_options` gives them, refused (one-line
+    InputError) where the loss is nan or infinite at the ``--at`` point: nothing can be drawn or descended
+    from there, even where the gradient is finite (``x**2`` at ``x=1e200``).
+
+    Example:
+        >>> f, params, data = usable_loss("(w*x - y)**2", "w=0,x=1,y=2", "w")
+        >>> params, data
+        ({'w': 0.0}, {'x': 1.0, 'y': 2.0})
+        >>> try:
+        ...     usable_loss("log(x)", "x=-1", None)
+        ... except InputError as err:
+        ...     print(err.format_message())
+        log(x) is nan at x=-1: outside the domain of the loss
+    """
+    f, params, data = loss_from_options(expression, at, wrt)
+    check_loss_at(f, {**params, **data}, expression, allow_overflow=False)
+    return f, params, data
+
+
+def require_positive(value: float, option: str) -> float:
+    """``value`` if it is a positive finite number, else a one-line InputError naming ``option``.
+
+    Example:
+        >>> require_positive(0.5, "--lr")
+        0.5
+        >>> try:
+        ...     require_positive(-1.0, "--coarse-h")
+        ... except InputError as err:
+        ...     print(err.format_message())
+        --coarse-h must be a positive finite number, got -1
+    """
+    if not (value > 0 and math.isfinite(value)):
+        raise InputError(f"{option} must be a positive finite number, got {value:g}")
+    return value
 
 
 def _output(function: Any) -> Any:
@@ -24,8 +62,7 @@ def _output(function: Any) -> Any:
 
 def _expression_options(function: Any) -> Any:
     function = click.option("--wrt", metavar="NAME,...", help="The weights (default: every variable).")(function)
-    function = click.option("--at", "at", required=True, metavar="NAME=VALUE,...",
-                            help="The value (or start) of every variable.")(function)
+    function = at_option("The value (or start) of every variable.", required=True)(function)
     return click.argument("expression")(function)
 
 
@@ -51,7 +88,7 @@ def plot_group() -> None:
 @_expression_options
 @click.option("--range", "span", metavar="LOW,HIGH", help="The plotted interval (default: around 0 and the point).")
 @_output
-def derivative_command(expression: str, at: str, wrt: Optional[str], span: Optional[str], output: str) -> None:
+def derivative_command(expression: str, at: tuple, wrt: Optional[str], span: Optional[str], output: str) -> None:
     """Plot f = EXPRESSION and its derivative with the tangent at the --at point.
 
     EXPRESSION may have one variable, or several with --wrt naming the one that
@@ -65,7 +102,7 @@ def derivative_command(expression: str, at: str, wrt: Optional[str], span: Optio
     from symgrad.plots import derivative_figure  # noqa: PLC0415
     from symgrad.symbolic.derive import derive  # noqa: PLC0415
 
-    f, params, data = loss_from_options(expression, at, wrt)
+    f, params, data = usable_loss(expression, at, wrt)
     if len(params) != 1:
         raise InputError(f"the derivative figure needs one variable; name it with --wrt (got {', '.join(params)})")
     (name, x0), = params.items()
@@ -96,7 +133,7 @@ def _interval(text: str) -> tuple:
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True)
 @_descent_options
 @_output
-def surface_command(expression: str, at: str, wrt: Optional[str], lrs: str, optimizer: str, method: str,
+def surface_command(expression: str, at: tuple, wrt: Optional[str], lrs: str, optimizer: str, method: str,
                     steps: int, output: str) -> None:
     """Contour of the loss EXPRESSION over two weights with one descent path per learning rate.
 
@@ -110,7 +147,7 @@ def surface_command(expression: str, at: str, wrt: Optional[str], lrs: str, opti
     import symgrad as sg  # noqa: PLC0415
     from symgrad.plots import surface_figure  # noqa: PLC0415
 
-    f, params, data = loss_from_options(expression, at, wrt)
+    f, params, data = usable_loss(expression, at, wrt)
     if len(params) != 2:
         raise InputError(f"a loss surface needs exactly two weights in --wrt (got {', '.join(params)})")
     rates = parse_numbers(lrs, "--lr")
@@ -128,7 +165,7 @@ def surface_command(expression: str, at: str, wrt: Optional[str], lrs: str, opti
               help=f"Optimizers to compare: {', '.join(OPTIMIZERS)}.")
 @click.option("--steps", default=30, show_default=True, type=click.IntRange(1, 100_000), help="Updates per descent.")
 @_output
-def trajectories_command(expression: str, at: str, wrt: Optional[str], lrs: str, methods: str, optimizers: str,
+def trajectories_command(expression: str, at: tuple, wrt: Optional[str], lrs: str, methods: str, optimizers: str,
                          steps: int, output: str) -> None:
     """Loss against step for one descent per combination of learning rate, method and optimizer.
 
@@ -140,7 +177,7 @@ def trajectories_command(expression: str, at: str, wrt: Optional[str], lrs: str,
     import symgrad as sg  # noqa: PLC0415
     from symgrad.plots import loss_curves_figure  # noqa: PLC0415
 
-    f, params, data = loss_from_options(expression, at, wrt)
+    f, params, data = usable_loss(expression, at, wrt)
     rates = parse_numbers(lrs, "--lr")
     sources = parse_choices(methods, "--methods", METHODS)
     updates = parse_choices(optimizers, "--optimizers", OPTIMIZERS)
@@ -163,11 +200,12 @@ def trajectories_command(expression: str, at: str, wrt: Optional[str], lrs: str,
 @click.option("--coarse-h", default=0.5, show_default=True, type=float,
               help="The deliberately coarse forward-difference step.")
 @_output
-def sources_command(expression: str, at: str, wrt: Optional[str], lr: float, steps: int, coarse_h: float,
+def sources_command(expression: str, at: tuple, wrt: Optional[str], lr: float, steps: int, coarse_h: float,
                     output: str) -> None:
     """One descent driven by each gradient source (exact, finite differences, backprop) on one surface.
 
-    The three coincide; forward differences with the coarse step drift away.
+    The three coincide; forward differences with the coarse step drift away. A
+    descent that diverges is drawn up to the step before, and its legend says so.
 
     \b
     Example:
@@ -175,10 +213,11 @@ def sources_command(expression: str, at: str, wrt: Optional[str], lr: float, ste
     """
     from symgrad.plots import sources_figure  # noqa: PLC0415
 
-    f, params, data = loss_from_options(expression, at, wrt)
+    f, params, data = usable_loss(expression, at, wrt)
     if len(params) != 2:
         raise InputError(f"the surface needs exactly two weights in --wrt (got {', '.join(params)})")
-    parse_numbers(f"{lr},{coarse_h}", "--lr/--coarse-h")
+    require_positive(lr, "--lr")
+    require_positive(coarse_h, "--coarse-h")
     write_figure(lambda: sources_figure(f, params, data, lr=lr, steps=steps, coarse_h=coarse_h,
                                         title=f"One descent of {expression}, three gradient sources"), output)
 
@@ -188,7 +227,7 @@ def sources_command(expression: str, at: str, wrt: Optional[str], lr: float, ste
 @click.option("--methods", default="forward,central,complex,richardson", show_default=True, metavar="NAME,...",
               help=f"Finite-difference schemes: {', '.join(FD_METHODS)}.")
 @_output
-def fd_error_command(expression: str, at: str, wrt: Optional[str], methods: str, output: str) -> None:
+def fd_error_command(expression: str, at: tuple, wrt: Optional[str], methods: str, output: str) -> None:
     """Error of each finite-difference scheme against the step h, log-log, for one variable of EXPRESSION.
 
     \b
@@ -199,7 +238,7 @@ def fd_error_command(expression: str, at: str, wrt: Optional[str], methods: str,
     import symgrad as sg  # noqa: PLC0415
     from symgrad.plots import fd_error_figure  # noqa: PLC0415
 
-    f, params, data = loss_from_options(expression, at, wrt)
+    f, params, data = usable_loss(expression, at, wrt)
     if len(params) != 1:
         raise InputError(f"the error curve needs one variable; name it with --wrt (got {', '.join(params)})")
     (name, x0), = params.items()
@@ -211,11 +250,11 @@ def fd_error_command(expression: str, at: str, wrt: Optional[str], methods: str,
 
 @plot_group.command("check")
 @click.argument("expression", required=False)
-@click.option("--at", "at", metavar="NAME=VALUE,...", help="The value of every variable of EXPRESSION.")
+@at_option("The value of every variable of EXPRESSION.")
 @click.option("--wrt", metavar="NAME,...", help="The weights (default: every variable).")
 @click.option("--example", metavar="NAME", help="Check a built-in course example instead.")
 @_output
-def check_command(expression: Optional[str], at: Optional[str], wrt: Optional[str], example: Optional[str],
+def check_command(expression: Optional[str], at: tuple, wrt: Optional[str], example: Optional[str],
                   output: str) -> None:
     """The three-way gradient check as a figure: each weight's gradient by every method, and the errors.
 
@@ -237,7 +276,7 @@ def check_command(expression: Optional[str], at: Optional[str], wrt: Optional[st
     else:
         if not at:
             raise InputError("--at is needed: the value of every variable")
-        f, params, data = loss_from_options(expression, at, wrt)
+        f, params, data = usable_loss(expression, at, wrt)
         report = guarded(lambda: sg.check(f, params, data, title=f"Gradient of {expression}"))
     write_figure(lambda: check_figure(report), output)
 

@@ -18,7 +18,7 @@ from symgrad.descent import Trajectory
 
 from .style import minus, new_figure, slide_style
 
-__all__ = ["loss_curves_figure", "trajectory_label", "PALETTE"]
+__all__ = ["loss_curves_figure", "trajectory_label", "divergence_note", "PALETTE"]
 
 # Strong colours that stand out on the pale loss surface, one per run.
 PALETTE = ("#D55E00", "#0072B2", "#CC79A7", "#009E73", "#E69F00", "#56B4E9", "#000000")
@@ -30,14 +30,25 @@ def trajectory_label(traj: Trajectory, name: Optional[str] = None) -> str:
     Example:
         >>> import symgrad as sg
         >>> trajectory_label(sg.descend(lambda x: x ** 2, {"x": 5.0}, lr=1.5, steps=600))
-        'lr = 1.5, diverged at step 510'
+        'lr = 1.5, diverged at step 11'
     """
     head = name if name is not None else f"lr = {traj.lr:g}"
     if traj.stopped:
-        return f"{head}, diverged at step {traj.steps + 1}"
+        return f"{head}, {divergence_note(traj)}"
     if traj.steps and traj.losses[-1] > traj.losses[0]:
         return minus(f"{head}, diverging: loss {traj.losses[-1]:.3g}")
     return minus(f"{head}, loss {traj.losses[-1]:.3g} after {traj.steps} steps")
+
+
+def divergence_note(traj: Trajectory) -> str:
+    """Where a stopped run diverged, for a legend: the step at which :func:`symgrad.descend` stopped it.
+
+    Example:
+        >>> import symgrad as sg
+        >>> divergence_note(sg.descend(lambda x: x ** 2, {"x": 5.0}, lr=10.0, steps=50))
+        'diverged at step 4'
+    """
+    return f"diverged at step {traj.steps + 1}"
 
 
 def _check_runs(trajectories: Sequence[Trajectory], labels: Optional[Sequence[str]]) -> list:

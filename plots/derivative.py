@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import symgrad as sg
+from symgrad.descent import non_finite_reason
 
 from .style import COLORS, drawable_range, minus, new_figure, slide_style
 
@@ -35,7 +36,8 @@ def derivative_figure(f: Callable, x0: float, xlim: Optional[Sequence[float]] = 
     ``f`` is an elementwise function of one variable written with ``sg.*``; ``name``
     and ``variable`` are what the legend calls them (``label`` and ``derivative_label``
     replace the curves' entries, e.g. with their formulas). The point ``(x0, f(x0))``
-    and the gradient ``(x0, f'(x0))`` are marked, with their values in the legend.
+    and the gradient ``(x0, f'(x0))`` are marked, with their values in the legend;
+    ``f(x0)`` must be finite (a ValueError says why not).
 
     Example:
         >>> fig = derivative_figure(lambda x: x ** 2, 5.0)
@@ -55,6 +57,8 @@ def derivative_figure(f: Callable, x0: float, xlim: Optional[Sequence[float]] = 
     with np.errstate(all="ignore"):
         ys, slopes = _values_and_slopes(f, xs)
         (y0,), (g0,) = _values_and_slopes(f, np.array([x0]))
+    if not np.isfinite(y0):
+        raise ValueError(f"{name}({x0:g}) is {y0}: {non_finite_reason(y0)}")
     fig = new_figure()
     ax = fig.add_subplot()
     ax.plot(xs, ys, color=COLORS["f"], label=label or f"{name}({variable})")

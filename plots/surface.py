@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 import symgrad as sg
 from symgrad.descent import Trajectory
 
-from .curves import PALETTE, _check_runs, trajectory_label
+from .curves import PALETTE, _check_runs, divergence_note, trajectory_label
 from .style import COLORS, drawable_range, minus, new_figure, slide_style
 
 __all__ = ["surface_figure", "sources_figure", "surface_axes_names"]
@@ -177,7 +177,9 @@ def sources_figure(f: Callable, params: Mapping[str, Any], data: Optional[Mappin
     Left: the loss surface with the four paths (:func:`source_runs`); the exact,
     central-difference and backprop paths lie on top of each other, the coarse
     forward-difference path drifts. Right: the distance of each path from the
-    backprop path at every step, on a log scale.
+    backprop path at every step, on a log scale. A descent that diverges (the
+    learning rate is too large) is drawn up to its last step before the blow-up,
+    and its legend entry says at which step it diverged.
 
     Example:
         >>> fig = sources_figure(lambda w, b: w * w + 4 * b * b, {"w": 2.0, "b": 1.0}, lr=0.1, steps=5)
@@ -194,7 +196,8 @@ def sources_figure(f: Callable, params: Mapping[str, Any], data: Optional[Mappin
               dict(color=colors[3], lw=2.0, marker="o", ms=5, zorder=4)]
     fig = new_figure(14, 6.2)
     left, right = fig.subplots(1, 2, width_ratios=(1.25, 1))
-    draw_surface(left, f, traj, x, y, data, list(runs), styles, resolution)
+    labels = [f"{name}, {divergence_note(run)}" if run.stopped else name for name, run in runs.items()]
+    draw_surface(left, f, traj, x, y, data, labels, styles, resolution)
     left.set_title("Descent paths on the loss surface")
     reference = np.stack([traj[0].path(n).reshape(traj[0].steps + 1, -1) for n in traj[0].names], axis=1)
     floor = 1e-17

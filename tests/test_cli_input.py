@@ -218,3 +218,13 @@ def test_every_example_of_the_help_works(args, tmp_path, monkeypatch):
     result = run(*args)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() or re.fullmatch(r"wrote \S+\n", result.stderr)
+
+
+@pytest.mark.parametrize("command", [["descend", "(w*x - y)**2", "--steps", "1"],
+                                     ["plot", "derivative", "(w*x - y)**2", "--wrt", "w"]])
+def test_repeated_at_merges_in_descend_and_plot(command, tmp_path):
+    output = ["-o", str(tmp_path / "figure.png")] if command[0] == "plot" else []
+    merged = run(*command, "--at", "w=0", "--at", "x=1,y=2", *output)
+    assert merged.exit_code == 0, merged.output
+    twice = run(*command, "--at", "w=0,x=1", "--at", "x=1,y=2", *output)
+    assert twice.exit_code == 2 and "'x' is given twice" in twice.output

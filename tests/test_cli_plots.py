@@ -143,6 +143,16 @@ def test_descend_stops_on_divergence_with_a_message_and_plots(tmp_path):
     assert_figure(out)
 
 
+def test_descend_stops_long_before_overflow_and_says_so():
+    # w - 2 ← -19 (w - 2) from w = 0, L(k) = 4·361^k: the scale is L(1) = 1444 and the first k with
+    # L(k) - 4 > 1e6·1444 is 4; the table ends at step 3, w = 2 - 2·(-19)³ = 13720
+    result = run("descend", "(w*x - y)**2", "--at", "w=0,x=1,y=2", "--wrt", "w", "--lr", "10")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == ("stopped at step 4 of 50: the loss rose from 4 to 6.79e+10, the descent "
+                                     "diverged; try a learning rate smaller than 10")
+    assert result.stdout.strip().splitlines()[-1].split() == ["3", "1.88184e+08", "13720"]
+
+
 def test_descend_two_weights_plots_the_surface(tmp_path):
     out = tmp_path / "surface.svg"
     result = run("descend", "(w*x + b - y)**2", "--at", "w=0,b=0,x=1,y=2", "--wrt", "w,b", "--steps", "5",
@@ -157,7 +167,7 @@ def test_descend_two_weights_plots_the_surface(tmp_path):
     (["(w*x - y)**2", "--at", "w=0,x=1,y=2", "--wrt", "q"], "'q' does not appear"),
     (["(w*x - y)**2", "--at", "w=0,x=1,y=2", "--method", "magic"], "Invalid value for '--method'"),
     (["(w*x - y)**2", "--at", "w=0,x=1,y=2", "--steps", "-3"], "Invalid value for '--steps'"),
-    (["log(w)", "--at", "w=-1"], "starting point"),
+    (["(w*x - y)**2", "--at", "w=0,x=1,y=2", "--lr", "inf"], "--lr must be a positive finite number, got inf"),
     (["(w*x - y)**2", "--at", "w=0,x=1,y=2", "--plot", "out.gif"], "must end in .png, .svg or .pdf"),
 ])
 def test_descend_bad_arguments_are_one_line_and_exit_2(args, fragment):
@@ -233,9 +243,55 @@ def test_graph_title_with_dollar_signs_is_plain_text(tmp_path):
     assert_figure(tmp_path / "g.png")
 
 
+NAN = "outside the domain of the loss"
+POLE = "a pole there (a division by zero, a log of 0)"
+OVERFLOW = "the loss overflows float64 there"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plot", "derivative", "log(x)", "--at", "x=-1"], f"log(x) is nan at x=-1: {NAN}"),
+    (["plot", "derivative", "x/0", "--at", "x=1"], f"x/0 is inf at x=1: {POLE}"),
+    (["plot", "derivative", "log(x)", "--at", "x=0"], f"log(x) is -inf at x=0: {POLE}"),
+    (["plot", "derivative", "x**2", "--at", "x=1e200"], f"x**2 is inf at x=1e+200: {OVERFLOW}"),
+    (["plot", "fd-error", "sqrt(x)", "--at", "x=-1"], f"sqrt(x) is nan at x=-1: {NAN}"),
+    (["plot", "surface", "log(w*b)", "--at", "w=-1,b=1", "--wrt", "w,b"], f"log(w*b) is nan at w=-1,b=1: {NAN}"),
+    (["plot", "trajectories", "1/w", "--at", "w=0"], f"1/w is inf at w=0: {POLE}"),
+    (["plot", "sources", "w/0 + b", "--at", "w=1,b=1", "--wrt", "w,b"], f"w/0 + b is inf at w=1,b=1: {POLE}"),
+    (["plot", "check", "log(w)", "--at", "w=-1"], f"log(w) is nan at w=-1: {NAN}"),
+    (["plot", "check", "w/0", "--at", "w=1"], f"w/0 is inf at w=1: {POLE}"),
+    (["plot", "check", "exp(w)", "--at", "w=1000"], f"exp(w) is inf at w=1000: {OVERFLOW}"),
+    (["descend", "log(w*x)", "--at", "w=1,x=-1", "--wrt", "w"], f"log(w*x) is nan at w=1,x=-1: {NAN}"),
+    (["descend", "x**2", "--at", "x=1e200"], f"x**2 is inf at x=1e+200: {OVERFLOW}"),
+])
+def test_a_start_where_the_loss_is_not_finite_is_a_one_line_error(tmp_path, args, message):
+    out = tmp_path / "a.png"
+    result = run(*args, *(["-o", str(out)] if args[0] == "plot" else []))
+    assert_usage_error(result, message)
+    assert result.stderr.strip() == f"Error: {message}"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option, value", [("--lr", "0"), ("--lr", "nan"), ("--coarse-h", "-1"), ("--coarse-h", "inf")])
+def test_plot_sources_names_the_bad_option(tmp_path, option, value):
+    result = run("plot", "sources", "w*b", "--at", "w=1,b=1", "--wrt", "w,b", option, value,
+                 "-o", str(tmp_path / "s.png"))
+    assert_usage_error(result, f"Error: {option} must be a positive finite number, got {value}")
+    other = "--coarse-h" if option == "--lr" else "--lr"
+    assert other not in result.stderr
+
+
+def test_plot_sources_of_a_diverging_descent_draws_it_instead_of_blaming_the_step(tmp_path):
+    out = tmp_path / "s.png"
+    result = run("plot", "sources", "(w*x + b - y)**2", "--at", "w=-1,b=-1,x=1,y=2", "--wrt", "w,b", "--lr", "100",
+                 "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == f"wrote {out}"
+    assert_figure(out)
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["surface", "w*b", "--at", "w=1e308,b=1", "--wrt", "w,b"], "cannot draw the values of w: the range ["),
-    (["derivative", "x**2", "--at", "x=1e308"], "cannot draw x (the plotted interval)"),
+    (["derivative", "sin(x)", "--at", "x=1e308"], "cannot draw x (the plotted interval)"),
     (["derivative", "x**2", "--at", "x=1", "--range", "-1e308,1e308"], "goes beyond"),
 ])
 def test_plots_beyond_what_matplotlib_can_draw_are_one_line_errors(tmp_path, args, fragment):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symgrad as sg
-from symgrad.descent import Trajectory, descend
+from symgrad.descent import DIVERGENCE_FACTOR, METHODS, OPTIMIZERS, Trajectory, descend
 
 X = np.linspace(-1.0, 1.0, 8)
 Y = 2.0 * X + 1.0 + 0.1 * np.cos(5.0 * X)
@@ -141,26 +141,136 @@ def test_momentum_converges_where_plain_descent_crawls():
 # --- divergence -----------------------------------------------------------------------------------------
 
 
-def test_divergence_stops_with_a_message_and_no_nan():
-    traj = descend(lambda x: x ** 2, {"x": 5.0}, lr=1.5, steps=2000)
-    assert traj.stopped is not None
-    assert "diverged" in traj.stopped and "smaller than 1.5" in traj.stopped
-    assert traj.steps < 2000
-    assert f"step {traj.steps + 1} of 2000" in traj.stopped
-    assert np.all(np.isfinite(traj.losses)) and np.all(np.isfinite(traj.path("x")))
+def first_runaway_step(loss0: float, q: float) -> int:
+    """SGD on a·(x - c)² multiplies x - c by q = 1 - 2a·lr, so L(k) = L0·q^(2k). With |q| > 1 the loss only
+    rises, L(1) = L0·q² is the scale, and the documented rule stops at the first k with
+    L(k) - L0 > DIVERGENCE_FACTOR·L(1)."""
+    k = 2
+    while loss0 * q ** (2 * k) - loss0 <= DIVERGENCE_FACTOR * loss0 * q ** 2:
+        k += 1
+    return k
+
+
+@pytest.mark.parametrize("a, c, start, lr", [
+    (1.0, 0.0, 5.0, 1.5),          # x ← -2x
+    (1.0, 2.0, 0.0, 10.0),         # the notes' (w·1 - 2)², lr 10: w - 2 ← -19 (w - 2)
+    (1.0, 0.0, 5.0, 1.05),         # just past the limit lr = 1: |q| = 1.1, a slow divergence
+])
+def test_divergence_stops_long_before_overflow_at_the_closed_form_step(a, c, start, lr):
+    steps = 2000
+    traj = descend(lambda x: a * (x - c) ** 2, {"x": start}, lr=lr, steps=steps)
+    q = 1 - 2 * a * lr
+    loss0 = a * (start - c) ** 2
+    k = first_runaway_step(loss0, q)
+    assert traj.steps == k - 1
+    assert traj.stopped == (f"stopped at step {k} of {steps}: the loss rose from {loss0:.3g} to "
+                            f"{loss0 * q ** (2 * k):.3g}, the descent diverged; "
+                            f"try a learning rate smaller than {lr:g}")
+    np.testing.assert_allclose(traj.path("x"), c + q ** np.arange(k) * (start - c), rtol=1e-12)
+    assert np.all(np.isfinite(traj.losses)) and traj.losses.max() < 1e20
     assert len(traj.losses) == len(traj.params) == len(traj.grad_norms) + 1
-    np.testing.assert_allclose(traj.path("x")[:10], 5.0 * (-2.0) ** np.arange(10))   # x ← x - 1.5·2x = -2x
 
 
-def test_too_large_learning_rate_on_the_regression_diverges():
-    traj = descend(regression, {"w": 0.0, "b": 0.0}, {"x": X, "y": Y}, lr=3.0, steps=5000)
-    assert traj.stopped and "diverged" in traj.stopped
-    assert np.all(np.isfinite(traj.losses))
+def test_the_cli_example_with_lr_10_stops_at_step_4():
+    # (w - 2)² from w = 0: L(k) = 4·361^k; the scale is L(1) = 1444 and 4·361^4 - 4 > 1e6·1444 > 4·361^3 - 4
+    traj = descend(lambda w, x, y: (w * x - y) ** 2, {"w": 0.0}, {"x": 1.0, "y": 2.0}, lr=10.0, steps=50)
+    assert traj.steps == 3 and traj.stopped.startswith("stopped at step 4 of 50: the loss rose from 4 to 6.79e+10")
 
 
-def test_a_non_finite_start_is_refused():
-    with pytest.raises(ValueError, match="starting point"):
-        descend(lambda x: sg.log(x), {"x": -1.0})
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_divergence_with_momentum_is_caught_too(optimizer):
+    traj = descend(lambda x: x ** 2, {"x": 5.0}, lr=2.5, steps=1000, optimizer=optimizer)
+    assert traj.stopped and "the loss rose from 25 to" in traj.stopped and "smaller than 2.5" in traj.stopped
+    assert traj.steps < 20 and np.all(np.isfinite(traj.losses))
+
+
+def test_a_loss_that_starts_negative_or_at_zero_still_diverges_with_a_message():
+    negative = descend(lambda w: w ** 2 - 1, {"w": 0.5}, lr=1.5, steps=100)     # w ← -2w, L0 = -0.75
+    assert negative.stopped and "the loss rose from -0.75 to" in negative.stopped and negative.steps < 20
+    zero = descend(lambda w: w ** 2 - 1, {"w": 1.0}, lr=5.0, steps=100)          # w ← -9w, L0 = 0
+    assert zero.stopped and "the loss rose from 0 to" in zero.stopped and zero.steps < 20
+
+
+@pytest.mark.parametrize("loss, start, lr, optimizer", [
+    # Adam's first step moves w by lr whatever the gradient: from 1e-4 off the minimum the loss jumps
+    # 2.5e7-fold at step 1 (L0 = 1e-8, L1 ≈ 0.25), then converges
+    (lambda w: (w - 1) ** 2, {"w": 1.0001}, 0.5, "adam"),
+    # starts at L = 0 by chance and goes negative, towards the minimum -1, oscillating with momentum
+    (lambda w: w ** 2 - 1, {"w": 1.0}, 0.5, "momentum"),
+    # lr just below the limit 1/a = 1: x ← -0.98x flips sign at every step and shrinks slowly
+    (lambda w: w ** 2, {"w": 3.0}, 0.99, "sgd"),
+    # already at the minimum, loss 0 and gradient 0: nothing moves
+    (lambda w: (w - 2) ** 2, {"w": 2.0}, 0.5, "sgd"),
+])
+def test_converging_descents_with_rises_or_a_zero_start_are_not_stopped(loss, start, lr, optimizer):
+    traj = descend(loss, start, lr=lr, steps=3000, optimizer=optimizer)
+    assert traj.stopped is None and traj.steps == 3000
+    assert traj.losses[-1] <= traj.losses[0]
+
+
+def test_the_adam_case_does_rise_far_above_its_start():
+    traj = descend(lambda w: (w - 1) ** 2, {"w": 1.0001}, lr=0.5, steps=3, optimizer="adam")
+    g = 2 * 1e-4                                                               # dL/dw at the start
+    assert traj.path("w")[1] == pytest.approx(1.0001 - 0.5 * g / (g + 1e-8), rel=1e-12)   # m̂ = g, v̂ = g²
+    assert traj.losses[1] > DIVERGENCE_FACTOR * traj.losses[0]
+
+
+def test_the_notes_too_large_learning_rate_oscillates_without_being_stopped():
+    traj = descend(regression, {"w": -1.0, "b": -1.0}, {"x": X, "y": Y}, lr=0.95, steps=100)
+    assert traj.stopped is None and traj.losses[-1] < traj.losses[0]
+    moves = np.sign(np.diff(traj.path("b")))
+    assert np.all(moves[1:] == -moves[:-1])                     # b zigzags across the valley at every step
+
+
+@pytest.mark.parametrize("loss, start, reason", [
+    (lambda x: sg.log(x), -1.0, "is nan: outside the domain of the loss"),
+    (lambda x: 1 / x, 0.0, "is inf: the loss is infinite there"),
+    (lambda x: x ** 2, 1e200, "is inf: the loss is infinite there"),      # the gradient 2e200 is finite
+])
+def test_a_non_finite_start_is_refused_with_the_reason(loss, start, reason):
+    with pytest.raises(ValueError, match=f"the loss at the starting point {reason}"):
+        descend(loss, {"x": start})
+
+
+# --- dtypes ---------------------------------------------------------------------------------------------
+
+
+def batch_loss(w, x):
+    """L = Σ (x·w)²; with x all ones (2 × 3) it is 2 s², s = Σ w, and dL/dw_i = 4 s."""
+    return sg.sum((x @ w) ** 2)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_weights_stay_float32_at_every_step(method, optimizer):
+    w0 = np.array([0.5, -0.25, 1.0], np.float32)
+    traj = descend(batch_loss, {"w": w0}, {"x": np.ones((2, 3), np.float32)}, lr=0.01, steps=3, method=method,
+                   optimizer=optimizer)
+    assert traj.stopped is None and traj.steps == 3
+    assert [p["w"].dtype for p in traj.params] == [np.float32] * 4
+    assert traj.path("w").dtype == np.float32 and traj.losses.dtype == np.float32
+    assert traj.grad_norms.dtype == np.float64                        # the norm is summed in float64
+    assert traj.losses[0] == pytest.approx(2 * 1.25 ** 2)
+    g = 4 * 1.25                                                      # dL/dw_i at the start
+    first = w0 - 0.01 * g if optimizer != "adam" else w0 - 0.01 * g / (abs(g) + 1e-8)
+    np.testing.assert_allclose(traj.params[1]["w"], first, rtol=1e-5)   # momentum's first step is sgd's
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_float32_scalar_and_float64_data_keep_the_weight_float32(method):
+    traj = descend(lambda w, x, y: (w * x - y) ** 2, {"w": np.float32(0.0)}, {"x": 1.0, "y": 2.0}, lr=0.1,
+                   steps=2, method=method)
+    assert [type(p["w"]) for p in traj.params] == [np.float32] * 3
+    np.testing.assert_allclose(traj.path("w"), [0.0, 0.4, 0.72], rtol=1e-5)   # w ← w - 0.1·2(w - 2)
+
+
+def test_python_numbers_and_lists_become_float64_and_complex_is_refused():
+    traj = descend(lambda w, v: w ** 2 + sg.sum(v ** 2), {"w": 3, "v": [1, 2]}, lr=0.25, steps=1)
+    assert type(traj.final["w"]) is float and traj.final["w"] == 1.5
+    assert traj.final["v"].dtype == np.float64 and traj.final["v"].tolist() == [0.5, 1.0]
+    assert descend(lambda w: sg.sum(w ** 2), {"w": np.ones(2)}, steps=1).final["w"].dtype == np.float64
+    with pytest.raises(TypeError, match="param 'w' must be real, not complex"):
+        descend(lambda w: w ** 2, {"w": np.array([1 + 1j])})
 
 
 # --- properties -----------------------------------------------------------------------------------------
@@ -248,3 +358,9 @@ def test_finite_diff_subgradient_of_an_array_param_is_the_mean_of_the_one_sided_
     np.testing.assert_allclose(traj.final["w"], [-0.25, 0.5], atol=1e-9)    # relu slopes 0 and 1 at 0: 0.5
     assert traj.notes == ["step 1: w[0] is at a kink of the loss (one-sided slopes 0 and 1): used their average 0.5"]
     assert descend(lambda w: sg.sum(w ** 2), {"w": np.array([1.0])}, steps=3, method="finite_diff").notes == []
+
+
+def test_finite_differences_that_do_not_settle_stop_the_descent_with_a_clear_error():
+    # 1/w at 1e-6: the default step 7.6e-6 straddles the pole, so no finite-difference gradient exists
+    with pytest.raises(ValueError, match="do not settle at w"):
+        sg.descend(lambda w: 1.0 / w, {"w": 1e-6}, method="finite_diff", steps=2)

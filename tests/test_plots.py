@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -119,6 +120,15 @@ def test_derivative_figure_refuses_a_point_outside_the_range():
         derivative_figure(lambda x: x ** 2, 5.0, xlim=(-1, 1))
 
 
+@pytest.mark.parametrize("f, x0, message", [
+    (lambda x: sg.log(x), -1.0, "f(-1) is nan: outside the domain of the loss"),
+    (lambda x: 1 / x, 0.0, "f(0) is inf: the loss is infinite there"),
+])
+def test_derivative_figure_refuses_a_point_where_f_is_not_finite(f, x0, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        derivative_figure(f, x0)
+
+
 # --- graph ------------------------------------------------------------------------------------------------
 
 
@@ -215,6 +225,32 @@ def test_sources_figure_the_three_sources_coincide_and_a_coarse_step_drifts():
     assert np.abs(paths[3].get_xydata() - paths[0].get_xydata()).max() > 1e-2
     distances = [line.get_ydata() for line in fig.axes[1].get_lines()]
     assert max(distances[0].max(), distances[1].max()) < 1e-6 < distances[2][-1]
+    assert not any("diverged" in t.get_text() for t in fig.legends[0].get_texts())
+    assert_readable(fig)
+
+
+def test_sources_figure_draws_diverging_paths_up_to_the_blow_up_and_says_so():
+    # L = r², r = w + b - 2, from w = b = -1 (r = -4) with lr = 100: both weights move by -lr·dL/dw, so
+    # r ← r - 400 r = -399 r for the exact gradient 2r, and r ← -399 r - 100 for the forward difference
+    # 2r + h with h = 0.5; w = -1 + (r + 4) / 2. L(k) = r(k)², and the descent stops at the first k with
+    # L(k) - 16 > 1e6·L(1): k = 3 for both recurrences, so each path keeps steps 0, 1 and 2.
+    def path(recurrence):
+        r = [-4.0]
+        for _ in range(2):
+            r.append(recurrence(r[-1]))
+        return [-1 + (v + 4) / 2 for v in r]
+
+    fig = sources_figure(lambda w, b: (w + b - 2) ** 2, {"w": -1.0, "b": -1.0}, lr=100.0, steps=30, coarse_h=0.5,
+                         resolution=20)
+    exact, coarse = path(lambda r: -399 * r), path(lambda r: -399 * r - 100)
+    lines = fig.axes[0].get_lines()[:4]
+    for line, expected in zip(lines, [exact, exact, exact, coarse]):
+        np.testing.assert_allclose(line.get_xdata(), expected, rtol=1e-9)
+        np.testing.assert_allclose(line.get_ydata(), expected, rtol=1e-9)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert [t.split(", diverged")[0] for t in legend[:4]] == [
+        "backprop (reverse mode)", "exact (SymPy)", "finite differences (central)", "forward differences, h = 0.5"]
+    assert all(t.endswith(", diverged at step 3") for t in legend[:4])
     assert_readable(fig)
 
 

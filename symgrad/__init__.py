@@ -15,10 +15,7 @@ Example:
     >>> [float(t.grad) for t in (a, b, c, f)]
     [6.0, -4.0, -2.0, 4.0]
 """
-from __future__ import annotations
-
-import importlib
-from typing import Any
+import importlib as _importlib
 
 from .check import CheckReport, assert_gradients_close, check, check_backward  # noqa: F401
 from .functions import (  # noqa: F401  (re-exported)
@@ -48,15 +45,17 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
+    """Load a name of :data:`_LAZY` (and its module) on first use."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
-    loaded = importlib.import_module(module)
+    loaded = _importlib.import_module(module)
     value = loaded if module == f"symgrad.{name}" else getattr(loaded, name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public names, loaded or not: what tab completion offers."""
+    return sorted(name for name in set(globals()) | set(_LAZY) if name.startswith("__") or not name.startswith("_"))

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import backend
 from .rules import RULES, check_reduction
-from .tensor import Tensor, apply, shape_error
+from .tensor import Tensor, apply, shape_error, type_error
 
 __all__ = [
     "exp", "log", "tanh", "sigmoid", "relu", "sin", "cos", "sqrt", "abs",
@@ -67,6 +67,8 @@ def call(name: str, *args: Any, **params: Any) -> Any:
         return rule.run(*inputs, **params)[0]
     except ValueError as err:
         raise shape_error(rule, inputs, err) from None
+    except TypeError as err:
+        raise type_error(rule, inputs, args, err) from None
 
 
 def exp(x: Any) -> Any:
@@ -194,12 +196,35 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
 def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Any:
     """Mean squared error (``reduction`` "mean", "sum" or "none"), as PyTorch's.
 
+    ``pred`` and ``target`` broadcast as NumPy does, as long as one of them has the
+    shape of the result (a target row (C,) against predictions (N, C), say); shapes
+    such as (N, 1) and (N,), which would compare every pair, are a ValueError.
+
     Example:
         >>> float(mse_loss(np.array([1.0, 3.0]), np.array([2.0, 2.0])))
         1.0
+        >>> mse_loss(np.zeros((3, 1)), np.zeros(3))
+        Traceback (most recent call last):
+        ...
+        ValueError: mse_loss: target of shape (3,) broadcasts against predictions of shape (3, 1) to (3, 3), \
+comparing every pair; reshape one of them
     """
     check_reduction(reduction)
+    pred_shape, target_shape = _shape(pred), _shape(target)
+    if pred_shape != target_shape:
+        try:
+            shape = np.broadcast_shapes(pred_shape, target_shape)
+        except ValueError:
+            shape = pred_shape            # the op itself names the shapes that do not broadcast
+        if shape != pred_shape and shape != target_shape:
+            raise ValueError(f"mse_loss: target of shape {target_shape} broadcasts against predictions of shape "
+                             f"{pred_shape} to {shape}, comparing every pair; reshape one of them")
     return call("mse_loss", pred, target, reduction=reduction)
+
+
+def _shape(x: Any) -> tuple:
+    """The shape of a tensor, an array (NumPy, CuPy, object) or anything NumPy reads as one."""
+    return tuple(x.shape) if isinstance(x, Tensor) or hasattr(x, "dtype") else np.shape(x)
 
 
 def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
@@ -212,8 +237,6 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
     """
     check_reduction(reduction)
     return call("cross_entropy", logits, _class_target(logits, target), reduction=reduction)
-
-
 
 
 def _class_target(logits: Any, target: Any) -> Any:
@@ -230,18 +253,34 @@ def _class_target(logits: Any, target: Any) -> Any:
         raw = backend.to_device(raw, backend.device_of(array))
         if not isinstance(target, Tensor):
             target = raw                  # labels follow the logits to the GPU
-    shape = array.shape
-    if not shape:
+    check_class_target(raw, tuple(array.shape))
+    return raw if raw.dtype.kind in "iu" else target
+
+
+def check_class_target(target: Any, logits_shape: tuple) -> None:
+    """Raise cross_entropy's ValueError for a ``target`` array (integer labels, or probabilities of any
+    other dtype) that does not fit logits of ``logits_shape``; the engine's and the SymPy forms share it.
+
+    Example:
+        >>> check_class_target(np.array([0.0, 1.0]), (2, 3))
+        Traceback (most recent call last):
+        ...
+        ValueError: cross_entropy: class labels must be integers, got float64 of shape (2,); pass \
+np.array([...]) of ints, or probabilities of the logits' shape (2, 3)
+    """
+    shape = tuple(target.shape)
+    if not logits_shape:
         raise ValueError("cross_entropy: logits must have a class axis (shape (..., C)), got a scalar")
-    if raw.dtype.kind in "iu":
-        if raw.shape != shape[:-1]:
-            raise ValueError(f"cross_entropy: labels of shape {tuple(raw.shape)} do not match logits of shape "
-                             f"{tuple(shape)}; expected {tuple(shape[:-1])}")
-        if raw.size and (raw.min() < 0 or raw.max() >= shape[-1]):
-            raise ValueError(f"cross_entropy: class labels must lie in [0, {shape[-1] - 1}], "
-                             f"got {int(raw.min())}..{int(raw.max())}")
-        return raw
-    if raw.shape != shape:
-        raise ValueError(f"cross_entropy: target probabilities of shape {tuple(raw.shape)} do not match "
-                         f"logits of shape {tuple(shape)} (give integer labels or probabilities)")
-    return target
+    if target.dtype.kind in "iu":
+        if shape != logits_shape[:-1]:
+            raise ValueError(f"cross_entropy: labels of shape {shape} do not match logits of shape "
+                             f"{logits_shape}; expected {logits_shape[:-1]}")
+        if target.size and (target.min() < 0 or target.max() >= logits_shape[-1]):
+            raise ValueError(f"cross_entropy: class labels must lie in [0, {logits_shape[-1] - 1}], "
+                             f"got {int(target.min())}..{int(target.max())}")
+    elif shape == logits_shape[:-1]:
+        raise ValueError(f"cross_entropy: class labels must be integers, got {target.dtype} of shape {shape}; "
+                         f"pass np.array([...]) of ints, or probabilities of the logits' shape {logits_shape}")
+    elif shape != logits_shape:
+        raise ValueError(f"cross_entropy: target probabilities of shape {shape} do not match "
+                         f"logits of shape {logits_shape} (give integer labels or probabilities)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from heapq import heappop, heappush
 from itertools import count
+from numbers import Number
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -27,17 +28,62 @@ import numpy as np
 from . import backend
 from .rules import RULES, Rule, unbroadcast
 
-__all__ = ["Tensor", "tensor", "apply"]
+__all__ = ["Tensor", "tensor", "apply", "shape_error", "type_error", "operand_error"]
 
 
-def _constant(value: Any) -> Any:
-    """A non-tensor operand as the engine keeps it: NumPy scalars become Python
-    scalars, so that they stay weakly typed and never upcast float32 arrays."""
+def _constant(value: Any, rule: Rule, operands: Sequence[Any]) -> Any:
+    """A non-tensor operand that is not a float, int or ndarray, as the engine keeps it: NumPy scalars
+    become Python scalars, so that they stay weakly typed and never upcast float32 arrays, and lists
+    become arrays. Anything that is not a number or an array of numbers is refused here, off the
+    operators' fast path, with the TypeError of :func:`operand_error`."""
     if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return np.asarray(value)
+        value = value.item()
+    elif isinstance(value, (list, tuple)):
+        try:
+            value = np.asarray(value)
+        except ValueError:                # a ragged list
+            raise operand_error(rule, operands) from None
+    if not _numeric(value):
+        raise operand_error(rule, operands)
     return value
+
+
+def _numeric(value: Any) -> bool:
+    """True for a number or an array (NumPy, CuPy) of numbers: what an operation accepts besides tensors."""
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return kind in _NUMERIC_KINDS if kind is not None else isinstance(value, Number)
+
+
+def _describe(value: Any) -> str:
+    """How an error message names an operand: its type, and an array's dtype when that is not numeric."""
+    name = "None" if value is None else type(value).__name__
+    return f"{name} of dtype {value.dtype}" if isinstance(value, np.ndarray) and not _numeric(value) else name
+
+
+def operand_error(rule: Rule, operands: Sequence[Any]) -> TypeError:
+    """The one-line TypeError for an operation given something other than numbers, arrays or tensors.
+
+    Example:
+        >>> operand_error(RULES["add"], [tensor(1.0), "x"]).args[0]
+        'unsupported operand for +: Tensor and str (operands must be numbers, arrays of numbers or Tensors)'
+    """
+    what = " and ".join(_describe(x) for x in operands)
+    return TypeError(f"unsupported operand for {_SYMBOLS.get(rule.name, rule.name)}: {what} "
+                     "(operands must be numbers, arrays of numbers or Tensors)")
+
+
+def type_error(rule: Rule, inputs: Sequence[Any], operands: Sequence[Any], err: TypeError) -> TypeError:
+    """The TypeError to raise when ``rule`` failed with ``err`` on ``inputs`` (the numbers and arrays it ran
+    on): :func:`operand_error` naming the ``operands`` as given if an input (an array of strings, say) is
+    not numeric, else ``err`` itself.
+
+    Example:
+        >>> type_error(RULES["exp"], [np.array("x")], ["x"], TypeError("no loop")).args[0]
+        'unsupported operand for exp: str (operands must be numbers, arrays of numbers or Tensors)'
+    """
+    if all(_numeric(x) for x in inputs):
+        return err
+    return operand_error(rule, operands)
 
 
 def shape_error(rule: Rule, inputs: Sequence[Any], err: Exception) -> ValueError:
@@ -200,6 +246,18 @@ class Tensor:
     def __float__(self) -> float:
         return float(self.item())
 
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor, as NumPy's: a ValueError for any other size.
+
+        Example:
+            >>> bool(tensor(0.0)), bool(tensor([2.0]))
+            (False, True)
+        """
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous: "
+                             "use t.data.any() or t.data.all()")
+        return bool(self.data)
+
     # --- gradients -------------------------------------------------------------------
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (sets ``grad`` to None)."""
@@ -316,16 +374,37 @@ class Tensor:
         return apply(RULES["getitem"], self, index=_index(index))
 
     # --- methods named like NumPy's -------------------------------------------------
-    def sum(self, axis=None, keepdims=False) -> "Tensor":
-        """Sum over ``axis`` (None, an int or a tuple)."""
+    def sum(self, axis=None, keepdims=False, **numpy_only) -> "Tensor":
+        """Sum over ``axis`` (None, an int or a tuple).
+
+        Example:
+            >>> tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0)
+            tensor([4., 6.])
+        """
+        if numpy_only:
+            raise _numpy_reduction_error("sum", numpy_only)
         return apply(RULES["sum"], self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False) -> "Tensor":
-        """Mean over ``axis`` (None, an int or a tuple)."""
+    def mean(self, axis=None, keepdims=False, **numpy_only) -> "Tensor":
+        """Mean over ``axis`` (None, an int or a tuple).
+
+        Example:
+            >>> tensor([1.0, 3.0]).mean()
+            tensor(2.)
+        """
+        if numpy_only:
+            raise _numpy_reduction_error("mean", numpy_only)
         return apply(RULES["mean"], self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False) -> "Tensor":
-        """Maximum over ``axis``; tied maxima share the gradient equally."""
+    def max(self, axis=None, keepdims=False, **numpy_only) -> "Tensor":
+        """Maximum over ``axis``; tied maxima share the gradient equally.
+
+        Example:
+            >>> tensor([1.0, 3.0]).max()
+            tensor(3.)
+        """
+        if numpy_only:
+            raise _numpy_reduction_error("max", numpy_only)
         return apply(RULES["max"], self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape) -> "Tensor":
@@ -347,6 +426,18 @@ class Tensor:
     def cos(self): return apply(RULES["cos"], self)
     def sqrt(self): return apply(RULES["sqrt"], self)
     def abs(self): return apply(RULES["abs"], self)
+
+
+def _numpy_reduction_error(name: str, given: dict) -> TypeError:
+    r"""The TypeError of ``t.sum(out=...)`` and the like: what ``np.sum(t)`` passes to the method.
+
+    Example:
+        >>> print(*_numpy_reduction_error("sum", {"out": None}).args[0].split(": "), sep=":\n")
+        Tensor.sum() takes axis and keepdims only, not out:
+        np.sum(t) cannot record the gradient; use sg.sum(t) or t.sum()
+    """
+    return TypeError(f"Tensor.{name}() takes axis and keepdims only, not {', '.join(given)}: np.{name}(t) cannot "
+                     f"record the gradient; use sg.{name}(t) or t.{name}()")
 
 
 def _data(x: Any) -> Any:
@@ -412,11 +503,13 @@ def apply(rule: Rule, *args: Any, **params: Any) -> Tensor:
                 wanted = (len(inputs),) if wanted is None else wanted + (len(inputs),)
             inputs.append(a.data)
         else:
-            inputs.append(a if kind in _AS_IS else _constant(a))
+            inputs.append(a if kind in _AS_IS else _constant(a, rule, args))
     try:
         out, inputs = rule.run(*inputs, **params)
     except ValueError as err:
         raise shape_error(rule, inputs, err) from None
+    except TypeError as err:
+        raise type_error(rule, inputs, args, err) from None
     if wanted is None:
         return _new_tensor(out)
     return _new_tensor(out, (rule, args, (out, *inputs), params, wanted))
@@ -432,15 +525,17 @@ def apply2(rule: Rule, a: Any, b: Any) -> Tensor:
     if type(a) is Tensor:
         x, grad_a = a.data, a._node is not None
     else:
-        x, grad_a = (a if type(a) in _AS_IS else _constant(a)), False
+        x, grad_a = (a if type(a) in _AS_IS else _constant(a, rule, (a, b))), False
     if type(b) is Tensor:
         y, grad_b = b.data, b._node is not None
     else:
-        y, grad_b = (b if type(b) in _AS_IS else _constant(b)), False
+        y, grad_b = (b if type(b) in _AS_IS else _constant(b, rule, (a, b))), False
     try:
         out = rule.forward(x, y)
     except ValueError as err:
         raise shape_error(rule, (x, y), err) from None
+    except TypeError as err:
+        raise type_error(rule, (x, y), (a, b), err) from None
     if grad_a:
         return _new_tensor(out, (rule, (a, b), (out, x, y), _NO_PARAMS, (0, 1) if grad_b else (0,)))
     if grad_b:
@@ -450,33 +545,67 @@ def apply2(rule: Rule, a: Any, b: Any) -> Tensor:
 
 _NO_PARAMS: dict = {}
 _AS_IS = frozenset((float, int, np.ndarray))       # constants kept as they are (see _constant)
+_NUMERIC_KINDS = frozenset("biufc")                 # dtype kinds of numbers: bool, ints, floats, complex
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul": "@"}
 _ADD, _SUB, _MUL, _DIV, _POW, _MATMUL = (RULES[n] for n in ("add", "sub", "mul", "div", "pow", "matmul"))
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: Optional[str] = None) -> Tensor:
     """Make a leaf tensor.
 
-    Python numbers and lists become float64 (unless ``dtype`` says otherwise); a
-    NumPy array keeps its dtype and shares its memory. ``device`` is "cpu" or "gpu"
-    (needs CuPy); by default the data stays where it is (a CuPy array on the GPU,
-    anything else on the CPU). Integer tensors cannot require grad.
+    Python numbers and lists become float64 (complex128 if they hold complex numbers)
+    unless ``dtype`` says otherwise; a NumPy array keeps its dtype and shares its
+    memory. ``device`` is "cpu" or "gpu" (needs CuPy); by default the data stays where
+    it is (a CuPy array on the GPU, anything else on the CPU). Integer tensors cannot
+    require grad. Anything but numbers (None, text, a ragged list) is an error.
 
     Example:
         >>> t = tensor([[1, 2], [3, 4]], requires_grad=True)
         >>> t.dtype, t.shape
         (dtype('float64'), (2, 2))
+        >>> tensor(None)
+        Traceback (most recent call last):
+        ...
+        TypeError: tensor() needs numbers or arrays of numbers, not None
     """
     if isinstance(data, Tensor):
         data = data.data
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"tensor(): dtype {dtype!r} is not a NumPy dtype") from None
     device = backend.device_of(data) if device is None else backend.check_device(device)
     xp = backend.array_module(device)
     if hasattr(data, "__array__") or hasattr(data, "__cuda_array_interface__"):
         array = xp.asarray(backend.to_device(data, device), dtype=dtype)   # NumPy scalars become 0-d arrays
-        if array.dtype.kind not in "biufc":
+        if array.dtype.kind not in _NUMERIC_KINDS:
             raise TypeError(f"tensor() needs numbers, not an array of dtype {array.dtype}")
     else:
-        try:
-            array = xp.asarray(data, dtype=dtype if dtype is not None else np.float64)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"tensor() needs numbers or arrays of numbers: {err}") from None
+        array = xp.asarray(_numbers(data, dtype))
     return Tensor(array, requires_grad=requires_grad)
+
+
+def _numbers(data: Any, dtype: Any) -> np.ndarray:
+    """Python numbers, or nested lists of them, as a NumPy array of ``dtype`` (by default float64, or
+    complex128 for complex numbers): a TypeError names what is not a number, a ValueError a ragged list
+    or numbers that do not fit the dtype."""
+    try:
+        array = np.asarray(data)
+    except ValueError:
+        raise ValueError("tensor() needs a rectangular array: the nested lists have different lengths") from None
+    if array.dtype == object:             # None, a dict... or numbers NumPy keeps as objects (Fraction, tensors)
+        odd = [x for x in array.flat if not isinstance(x, (Number, Tensor))]
+        what = _describe(odd[0]) if odd else None
+    else:
+        what = None if array.dtype.kind in _NUMERIC_KINDS else type(array.flat[0].item()).__name__
+    if what is not None:
+        inside = " in a list" if isinstance(data, (list, tuple)) else ""
+        raise TypeError(f"tensor() needs numbers or arrays of numbers, not {what}{inside}")
+    if dtype is None:
+        dtype = np.dtype(np.float64) if array.dtype == object else np.result_type(array.dtype, np.float64)
+        data = array
+    try:
+        return np.asarray(data, dtype=dtype)  # a list again when dtype was given: NumPy checks each number's range
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ValueError(f"tensor() cannot make these numbers {dtype}: {err}") from None

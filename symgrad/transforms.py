@@ -1,9 +1,16 @@
 """Functional transforms over the engine: ``grad`` and ``value_and_grad``.
 
+A result that does not depend on the differentiated arguments, as far as the
+engine can see, has a zero gradient (as in JAX): compute it with ``sg.*``
+functions and operators, not with ``math.*`` or on ``.data``, or the dependence
+is invisible.
+
 Example:
     >>> import symgrad as sg
     >>> sg.grad(lambda x: x ** 2)(5.0)
     array(10.)
+    >>> sg.grad(lambda x, y: sg.sum(y))(1.0, [2.0, 3.0])
+    array(0.)
 """
 from __future__ import annotations
 
@@ -11,74 +18,116 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from . import backend
 from .tensor import Tensor, tensor
 
 __all__ = ["grad", "value_and_grad", "value_and_gradients"]
 
 
-def _leaf(value: Any) -> Tensor:
-    data = value.data if isinstance(value, Tensor) else value
-    if not hasattr(data, "dtype") or getattr(data, "dtype", None) is not None and data.dtype.kind not in "fc":
-        data = np.asarray(data, dtype=np.float64)
-    return tensor(data, requires_grad=True)
+def _leaf(value: Any, what: str) -> Tensor:
+    """``value`` as a new leaf that requires grad: float64 unless it is already floating-point or complex."""
+    try:
+        data = tensor(value).data
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{what}: {err}") from None
+    return Tensor(data if data.dtype.kind in "fc" else data.astype(np.float64), requires_grad=True)
 
 
-def _scalar_output(out: Any, what: str) -> Tensor:
-    if not isinstance(out, Tensor):
-        raise TypeError(f"{what}: the function must compute its result from its arguments with sg.* functions "
-                        f"and operators; it returned {type(out).__name__}")
-    if out.data.size != 1:
-        raise ValueError(f"{what}: the function must return a scalar; it returned shape {out.shape}")
-    return out
+def _backpropagate(out: Any, what: str) -> Any:
+    """Backpropagate from ``out``, the function's scalar result, and return its value as a 0-d array.
+
+    A result that is not a recorded tensor (a number, or a tensor that needs no
+    gradient) does not depend on the leaves: their gradients stay zero.
+    """
+    data = out.data if isinstance(out, Tensor) else out if hasattr(out, "dtype") else np.asarray(out)
+    if data.dtype.kind not in "biufc":
+        raise TypeError(f"{what}: the function must return a number, computed from its arguments with sg.* "
+                        f"functions and operators; it returned {'None' if out is None else type(out).__name__}")
+    if data.size != 1:
+        raise ValueError(f"{what}: the function must return a scalar; it returned shape {tuple(data.shape)}")
+    if isinstance(out, Tensor) and out.requires_grad:
+        out.backward()
+    return data.reshape(())
 
 
 def _gradient_of(leaf: Tensor) -> Any:
-    return leaf.grad if leaf.grad is not None else leaf.data * 0
+    """The gradient gathered in ``leaf``, or zeros of its shape and dtype if backward never reached it."""
+    return leaf.grad if leaf.grad is not None else backend.xp_of(leaf.data).zeros_like(leaf.data)
+
+
+def _argnums(argnums: Any, what: str) -> tuple:
+    """``argnums`` as a non-empty tuple of ints, checked; TypeError or ValueError otherwise."""
+    nums = tuple(argnums) if isinstance(argnums, (tuple, list)) else (argnums,)
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in nums):
+        raise TypeError(f"{what}: argnums must be an int or a tuple of ints (positions of positional "
+                        f"arguments), not {argnums!r}")
+    if not nums:
+        raise ValueError(f"{what}: argnums is empty: give the position of at least one positional argument")
+    return tuple(int(n) for n in nums)
+
+
+def _positions(nums: tuple, count: int, what: str) -> tuple:
+    """Each of ``nums`` as a position in ``range(count)`` (negative ones count from the end)."""
+    for n in nums:
+        if not -count <= n < count:
+            allowed = f", so argnums must lie in [{-count}, {count - 1}]" if count else ""
+            raise ValueError(f"{what}: argnums {n} is out of range: the function got {count} positional "
+                             f"argument(s){allowed}")
+    return tuple(n % count for n in nums)
+
+
+def _value_and_grad(f: Callable, argnums: Any, what: str) -> Callable:
+    """The function behind :func:`value_and_grad` and :func:`grad`; ``what`` names it in errors."""
+    nums = _argnums(argnums, what)
+    many = isinstance(argnums, (tuple, list))
+
+    def wrapped(*args: Any, **kwargs: Any) -> tuple:
+        positions = _positions(nums, len(args), what)
+        args = list(args)
+        leaves = {}
+        for p in positions:
+            if p not in leaves:
+                leaves[p] = args[p] = _leaf(args[p], f"{what}: argument {p}")
+        value = _backpropagate(f(*args, **kwargs), what)
+        grads = []
+        for i, p in enumerate(positions):               # a position asked again gets its own copy
+            g = _gradient_of(leaves[p])
+            grads.append(g.copy() if p in positions[:i] else g)
+        return value, tuple(grads) if many else grads[0]
+
+    return wrapped
 
 
 def value_and_grad(f: Callable, argnums: Union[int, Sequence[int]] = 0) -> Callable:
     """Return a function computing ``(f(*args), gradient)`` by backpropagation.
 
-    ``argnums`` picks the positional argument(s) to differentiate; with a tuple the
-    gradient is a tuple too. Gradients have the shape and dtype of their argument.
+    ``argnums`` picks the positional argument(s) to differentiate: an int, or a
+    tuple of ints and the gradient is a tuple too, one per entry (a position given
+    twice gets the same gradient twice, as ``torch.autograd.grad`` does).
+    Gradients have the shape and dtype of their argument (float64 for integers);
+    an argument the result does not depend on has a zero gradient.
 
     Example:
         >>> value, g = value_and_grad(lambda w, x: (w * x - 2.0) ** 2)(1.0, 1.0)
         >>> float(value), float(g)
         (1.0, -2.0)
     """
-    many = not isinstance(argnums, int)
-    nums = tuple(argnums) if many else (argnums,)
-
-    def wrapped(*args: Any, **kwargs: Any):
-        for n in nums:
-            if not -len(args) <= n < len(args):
-                raise IndexError(f"argnums {n} is out of range for {len(args)} positional argument(s)")
-        args = list(args)
-        leaves = []
-        for n in nums:
-            args[n] = _leaf(args[n])
-            leaves.append(args[n])
-        out = _scalar_output(f(*args, **kwargs), "value_and_grad")
-        if out.requires_grad:
-            out.backward()
-        grads = tuple(_gradient_of(leaf) for leaf in leaves)
-        return out.data.reshape(()), grads if many else grads[0]
-
-    return wrapped
+    return _value_and_grad(f, argnums, "value_and_grad")
 
 
 def grad(f: Callable, argnums: Union[int, Sequence[int]] = 0) -> Callable:
     """Return a function computing the gradient of scalar ``f`` by backpropagation.
+
+    ``argnums`` works as in :func:`value_and_grad`.
 
     Example:
         >>> import symgrad as sg
         >>> sg.grad(lambda w, b: sg.tanh(w + b), argnums=(0, 1))(0.0, 0.0)
         (array(1.), array(1.))
     """
-    value_and_gradient = value_and_grad(f, argnums)
+    value_and_gradient = _value_and_grad(f, argnums, "grad")
 
-    def wrapped(*args: Any, **kwargs: Any):
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
         return value_and_gradient(*args, **kwargs)[1]
 
     return wrapped
@@ -89,15 +138,14 @@ def value_and_gradients(f: Callable, params: Mapping[str, Any],
     """``f(**params, **data)`` and its gradient with respect to every param, as a dict.
 
     The convention of :func:`symgrad.check` and :func:`symgrad.descend`: params are
-    differentiated, data are not.
+    differentiated, data are not. A param the result does not depend on has a zero
+    gradient.
 
     Example:
         >>> value, g = value_and_gradients(lambda w, x, y: (w * x - y) ** 2, {"w": 1.0}, {"x": 1.0, "y": 2.0})
         >>> float(value), float(g["w"])
         (1.0, -2.0)
     """
-    leaves = {name: _leaf(value) for name, value in params.items()}
-    out = _scalar_output(f(**leaves, **(data or {})), "value_and_gradients")
-    if out.requires_grad:
-        out.backward()
-    return out.data.reshape(()), {name: _gradient_of(leaf) for name, leaf in leaves.items()}
+    leaves = {name: _leaf(value, f"value_and_gradients: param {name!r}") for name, value in params.items()}
+    value = _backpropagate(f(**leaves, **(data or {})), "value_and_gradients")
+    return value, {name: _gradient_of(leaf) for name, leaf in leaves.items()}

@@ -739,9 +739,9 @@ def test_value_and_gradients_differentiates_params_only():
 def test_grad_rejects_bad_functions_and_argnums():
     with pytest.raises(ValueError, match="scalar"):
         sg.grad(lambda a: a * 2.0)(np.ones(3))
-    with pytest.raises(TypeError, match="sg"):
-        sg.grad(lambda a: 1.0)(2.0)
-    with pytest.raises(IndexError, match="argnums 2"):
+    with pytest.raises(TypeError, match="must return a number.*sg"):
+        sg.grad(lambda a: "1.0")(2.0)
+    with pytest.raises(ValueError, match="argnums 2"):
         sg.grad(lambda a, b: a * b, argnums=2)(1.0, 2.0)
 
 

@@ -704,8 +704,8 @@ def test_cross_entropy_bad_targets_and_reduction_raise():
     z = sg.tensor(np.zeros((2, 3)), requires_grad=True)
     with pytest.raises(ValueError, match=r"target probabilities of shape \(2, 4\).*\(2, 3\)"):
         sg.cross_entropy(z, np.full((2, 4), 0.25))
-    with pytest.raises(ValueError, match=r"target probabilities of shape \(2,\).*integer labels"):
-        sg.cross_entropy(z, np.array([0.0, 1.0]))    # float "labels" are read as probabilities
+    with pytest.raises(ValueError, match=r"class labels must be integers, got float64 of shape \(2,\)"):
+        sg.cross_entropy(z, np.array([0.0, 1.0]))    # float "labels" of the labels' shape: said so
     with pytest.raises(ValueError, match="reduction"):
         sg.cross_entropy(z, np.array([0, 1]), reduction="avg")
     with pytest.raises(ValueError, match="scalar"):

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sympy
 
+from ..functions import check_class_target
 from ..rules import check_reduction
 
 __all__ = [
@@ -274,23 +275,13 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
         -b + log(exp(a) + exp(b))
     """
     logits = _objects(logits)
-    if logits.ndim == 0:
-        raise ValueError("cross_entropy: logits must have a class axis (shape (..., C)), got a scalar")
+    target = np.asarray(target, dtype=np.int64) if _is_labels(target) else np.asarray(target)
+    check_class_target(target, logits.shape)
     lsm = log_softmax(logits, -1)
-    if _is_labels(target):
-        labels = np.asarray(target, dtype=np.int64)
-        if labels.shape != logits.shape[:-1]:
-            raise ValueError(f"cross_entropy: labels of shape {labels.shape} do not match logits of shape "
-                             f"{logits.shape}; expected {logits.shape[:-1]}")
-        if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[-1]):
-            raise ValueError(f"cross_entropy: class labels must lie in [0, {logits.shape[-1] - 1}]")
-        losses = -np.take_along_axis(lsm, labels[..., None], axis=-1)[..., 0]
+    if target.dtype.kind in "iu":
+        losses = -np.take_along_axis(lsm, target[..., None], axis=-1)[..., 0]
     else:
-        target = _objects(target)
-        if target.shape != logits.shape:
-            raise ValueError(f"cross_entropy: target probabilities of shape {target.shape} do not match "
-                             f"logits of shape {logits.shape}")
-        losses = -sum(target * lsm, axis=-1)
+        losses = -sum(_objects(target) * lsm, axis=-1)
     losses = losses if isinstance(losses, np.ndarray) else np.asarray(losses, dtype=object)
     out = _reduced(losses, reduction)
     return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out

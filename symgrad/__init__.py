@@ -38,6 +38,7 @@ _LAZY = {
     "FDResult": "symgrad.finite_diff",
     "FDErrorCurve": "symgrad.finite_diff",
     "NonDifferentiableError": "symgrad.finite_diff",
+    "UnresolvedError": "symgrad.finite_diff",
     "finite_diff": "symgrad.finite_diff",
     "descend": "symgrad.descent",
     "Trajectory": "symgrad.descent",

@@ -676,3 +676,11 @@ def test_perturbed_rows_are_read_only_and_bounded():
     with pytest.raises(TooLargeToMaterialize):
         np.asarray(rows)
     assert rows.log.exceeded
+
+
+def test_unresolved_error_is_public_and_caught_as_a_value_error():
+    import symgrad as sg
+
+    with pytest.raises(sg.UnresolvedError) as info:
+        sg.fd_gradient(lambda x: 1.0 / x, 1e-6)
+    assert isinstance(info.value, ValueError) and info.value.unresolved == [()]

@@ -381,9 +381,7 @@ class Tensor:
             >>> tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0)
             tensor([4., 6.])
         """
-        if numpy_only:
-            raise _numpy_reduction_error("sum", numpy_only)
-        return apply(RULES["sum"], self, axis=axis, keepdims=keepdims)
+        return self._reduced("sum", axis, keepdims, numpy_only)
 
     def mean(self, axis=None, keepdims=False, **numpy_only) -> "Tensor":
         """Mean over ``axis`` (None, an int or a tuple).
@@ -392,9 +390,7 @@ class Tensor:
             >>> tensor([1.0, 3.0]).mean()
             tensor(2.)
         """
-        if numpy_only:
-            raise _numpy_reduction_error("mean", numpy_only)
-        return apply(RULES["mean"], self, axis=axis, keepdims=keepdims)
+        return self._reduced("mean", axis, keepdims, numpy_only)
 
     def max(self, axis=None, keepdims=False, **numpy_only) -> "Tensor":
         """Maximum over ``axis``; tied maxima share the gradient equally.
@@ -403,9 +399,13 @@ class Tensor:
             >>> tensor([1.0, 3.0]).max()
             tensor(3.)
         """
+        return self._reduced("max", axis, keepdims, numpy_only)
+
+    def _reduced(self, name: str, axis: Any, keepdims: bool, numpy_only: dict) -> "Tensor":
+        """The reduction ``name``, refusing the extra arguments ``np.sum(t)`` and the like pass."""
         if numpy_only:
-            raise _numpy_reduction_error("max", numpy_only)
-        return apply(RULES["max"], self, axis=axis, keepdims=keepdims)
+            raise _numpy_reduction_error(name, numpy_only)
+        return apply(RULES[name], self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape) -> "Tensor":
         """The same data in a new shape: ``t.reshape(2, 3)`` or ``t.reshape((2, 3))``."""

@@ -35,7 +35,8 @@ __all__ = ["check", "assert_gradients_close", "check_backward", "CheckReport", "
 
 FD_METHODS = ("forward", "backward", "central", "complex", "richardson")
 MAX_ASSERT_ROWS = 30          # the AssertionError lists at most this many disagreeing entries
-MAX_PRECISE_ROWS = 64         # failing entries whose exact value is re-evaluated past float64, at most
+MAX_PRECISE_ROWS = 64         # entries in doubt whose exact value is re-evaluated past float64, at most
+PRECISE_KEPT = 1e-3           # float64 rounding of an exact formula allowed for, at most, relative to its value
 
 
 def check(f: Callable[..., Any], params: Mapping[str, Any], data: Optional[Mapping[str, Any]] = None,
@@ -192,31 +193,43 @@ class _Methods:
 
     def report(self, shapes: dict, **fields: Any) -> CheckReport:
         """The judged report. With the default step and tolerances, those of the comparisons with finite
-        differences include the finite differences' own error estimate. Where an entry fails against an exact
-        value whose float64 evaluation loses
-        digits (its formula evaluated with 30 digits differs), that entry is judged again against the precise
-        value, with twice the formula's float64 rounding added to its tolerances: any float64 computation of
-        that derivative (backprop, finite differences) can be expected to round as much."""
+        differences include the finite differences' own error estimate (capped: see :func:`judge`).
+
+        The exact value is evaluated again with 30 digits where it is in doubt: where an entry fails, and where
+        finite differences gave no value to confirm it (they did not settle). Where its float64 evaluation was
+        off, the entry is judged against the precise value; if float64 kept at least three digits of it, twice
+        the formula's float64 rounding is allowed (any float64 computation of that derivative, backprop
+        included, can be expected to round as much), else nothing is, and the entry fails: float64 cannot
+        resolve that derivative there."""
         chosen = self.h is not None or fields.get("rtol") is not None or fields.get("atol") is not None
         settings = dict(fd_method=self.fd_method, kinks=self.kinks, one_sided=self.one_sided, smooth=self.smooth,
                         fd_error=None if chosen else self.fd_error)
         report = judge(self.gradients, shapes, notes=self.notes, **settings, **fields)
-        failing = [r for r in report.failures if r.symbolic is not None and math.isfinite(r.symbolic)]
-        if not failing or self.precise is None:
+        doubtful = [r for r in report.rows if r.symbolic is not None and math.isfinite(r.symbolic)
+                    and (not r.ok or (r.finite_diff is not None and math.isnan(r.finite_diff)))][:MAX_PRECISE_ROWS]
+        if not doubtful or self.precise is None:
             return report
-        failing = failing[:MAX_PRECISE_ROWS]
         exact = {n: np.array(g, dtype=np.float64) for n, g in self.gradients["symbolic"].items()}
         slack = {n: np.zeros(shapes[n]) for n in shapes}
-        lossy = []
-        for row, precise in zip(failing, self.precise([(r.name, r.index) for r in failing])):
+        lossy, lost = [], []
+        for row, precise in zip(doubtful, self.precise([(r.name, r.index) for r in doubtful])):
             if math.isfinite(precise) and precise != row.symbolic:
                 rounding = abs(precise - row.symbolic)
-                exact[row.name][row.index], slack[row.name][row.index] = precise, 2 * rounding
-                lossy.append(f"{row.element} ({rounding:.2g})")
-        if not lossy:
+                exact[row.name][row.index] = precise
+                if rounding <= PRECISE_KEPT * abs(precise):
+                    slack[row.name][row.index] = 2 * rounding
+                    lossy.append(f"{row.element} ({rounding:.2g})")
+                else:
+                    lost.append(f"{row.element} (float64 {row.symbolic:.6g}, 30 digits {precise:.6g})")
+        notes = list(self.notes)
+        if lossy:
+            notes.append(f"the exact formula loses digits to rounding in float64 at {_listed(lossy)}: judged there "
+                         f"against its value to 30 digits, allowing twice that rounding")
+        if lost:
+            notes.append(f"float64 cannot resolve the exact derivative at {_listed(lost)}: judged there against its "
+                         f"value to 30 digits, with no allowance")
+        if not (lossy or lost):
             return report
-        notes = self.notes + [f"the exact formula loses digits to rounding in float64 at {', '.join(lossy)}: judged "
-                              f"there against its value to 30 digits, allowing twice that rounding"]
         return judge({**self.gradients, "symbolic": exact}, shapes, notes=notes, slack=slack, **settings, **fields)
 
     def gradient(self, method: str, f: Callable[..., Any], params: dict, data: dict) -> None:

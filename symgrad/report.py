@@ -80,6 +80,9 @@ _TOLERANCES = {
                 "richardson": (1e-2, 1e-3), "complex": (1e-4, 1e-5), None: (1e-4, 1e-5)},
 }
 _ROUNDING = 256
+# Finite differences whose own error estimate exceeds this fraction of the reference cannot judge an entry: their
+# tolerance grows by that estimate only up to this much, so a gradient a few per cent off still fails there.
+_FD_ERROR_CAP = 1e-4
 
 
 def default_tolerances(dtype: Any, fd_method: Optional[str] = "central", scale: float = 1.0) -> tuple:
@@ -350,7 +353,8 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
     amount added to both tolerances of each of its entries (the rounding that any
     float64 evaluation of that derivative can be expected to carry); ``fd_error``
     to the finite differences' own error estimate, added to the tolerance of the
-    comparisons that involve them. A NaN finite difference outside a kink (they do
+    comparisons that involve them (up to 1e-4 of the reference: beyond that they
+    are too coarse to judge, and the entry fails as before). A NaN finite difference outside a kink (they do
     not settle there) is not compared.
 
     Example:
@@ -404,6 +408,7 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
         weight_atol = atol if given_atol is not None else exact_atol * _weight_scale(columns[name]) + rounding
         extra, fd_extra = (np.nan_to_num(np.asarray(by_weight[name], dtype=float)) if by_weight
                            and by_weight.get(name) is not None else np.zeros(shape) for by_weight in (slack, fd_error))
+        fd_extra = np.minimum(fd_extra, _FD_ERROR_CAP * _reference_size(columns[name], shape))
         weight_rows, weight_keys = _rows(name, tuple(shape), columns[name], kink & ~(smooth & _finite_exact(
             columns[name], shape)), kink, sides, name in wrong_shape, (rtol, atol + extra + fd_extra),
             (exact_rtol, weight_atol + extra), labels["backprop"])
@@ -415,6 +420,12 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
     rows = [rows[i] for i in order.tolist()]
     return CheckReport(rows=rows, rtol=rtol, atol=atol, dtype=np.dtype(dtype).name, value=value, fd_method=scheme,
                        notes=notes, atol_rule=atol_rule, exact_rule=exact_rule, **report_fields)
+
+
+def _reference_size(columns: Mapping[str, np.ndarray], shape: tuple) -> np.ndarray:
+    """|reference| per entry of a weight: the exact value where finite, else finite differences (0 if neither)."""
+    exact, fd = (columns.get(m, np.full(shape, np.nan)) for m in ("symbolic", "finite_diff"))
+    return np.nan_to_num(np.abs(np.where(np.isfinite(exact), exact, fd)))
 
 
 def _float_dtype(dtype: Any) -> np.dtype:

@@ -680,3 +680,21 @@ def test_finite_differences_that_do_not_settle_near_a_pole_are_left_out_not_trus
     assert report.ok and row.backprop == pytest.approx(-1e12, rel=1e-12)
     assert math.isnan(row.finite_diff) and "finite_diff" not in row.abs_error
     assert any("do not settle at x" in note for note in report.notes)
+
+
+def test_a_derivative_float64_cannot_resolve_is_not_passed_on_agreement_of_two_float64_values():
+    # d/dw (1 - cos w)/w**2 = -w/12 + ... ~ -8.3e-7 at 1e-5, but its float64 formula (and backprop) give ~ -8e-3
+    report = sg.check(lambda w: (1 - sg.cos(w)) / w ** 2, {"w": 1e-5})
+    (row,) = report.rows
+    assert not report.ok and row.symbolic == pytest.approx(-1e-5 / 12, rel=1e-9)
+    assert any("cannot resolve" in note for note in report.notes)
+    zero = sg.check_backward(lambda w: (1 - sg.cos(w)) / w ** 2, lambda g, w: (g * 0.0,), np.array([1e-5]))
+    assert not zero.ok
+
+
+def test_coarse_finite_differences_do_not_pass_a_wrong_gradient_through_their_error_estimate():
+    c = 0.9999                       # a pole 1e-4 from x = 1: the default step's estimate is ~0.6 % off
+    def backward(scale):
+        return lambda g, x: (g * (-1 / (x - c) ** 2) * scale,)
+    wrong = sg.check_backward(lambda x: 1 / (x - c), backward(1.01), np.array([1.0]), exact=False)
+    assert not wrong.ok

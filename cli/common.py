@@ -291,8 +291,8 @@ def arrange_arguments(args: list, params: list) -> list:
             given.add(option.name)
         if takes_value and token == name:               # its values are the next arguments, whatever they start with
             values = [value for _, value in zip(range(option.nargs), tokens)]
-            if len(values) < option.nargs:              # missing: click says so
-                return args
+            if len(values) < option.nargs:
+                raise InputError(f"Option '{name}' requires an argument.")
             kept += values
     return kept + ["--"] + arguments if arguments else kept
 

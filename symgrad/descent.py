@@ -428,7 +428,8 @@ def _fd_subgradient(f: Callable, params: dict, fd_method: str, h: Optional[float
     result = fd_gradient(f, params, method=fd_method, h=h, full_output=True)
     if result.unresolved:
         raise ValueError(f"finite differences do not settle at {result.unresolved[0]} (a pole or a steep feature "
-                         f"near it): there is no gradient to step with; use method='reverse' or a smaller h")
+                         f"near it): there is no gradient to step with; use the reverse or symbolic method, or a "
+                         f"smaller step")
     grads = {name: np.array(g, dtype=float) for name, g in result.gradient.items()}
     notes = []
     for name in params:

@@ -38,7 +38,7 @@ def _constant(value: Any, rule: Rule, operands: Sequence[Any]) -> Any:
     operators' fast path, with the TypeError of :func:`operand_error`."""
     if isinstance(value, np.generic):
         value = value.item()
-    elif isinstance(value, (list, tuple)):
+    elif isinstance(value, (list, tuple)) or (hasattr(value, "__array__") and not hasattr(value, "dtype")):
         try:
             value = np.asarray(value)
         except ValueError:                # a ragged list

@@ -228,3 +228,8 @@ def test_repeated_at_merges_in_descend_and_plot(command, tmp_path):
     assert merged.exit_code == 0, merged.output
     twice = run(*command, "--at", "w=0,x=1", "--at", "x=1,y=2", *output)
     assert twice.exit_code == 2 and "'x' is given twice" in twice.output
+
+
+def test_an_option_missing_its_value_is_named_even_after_a_leading_minus_expression():
+    result = run("derive", "-x**2", "--at")
+    assert result.exit_code == 2 and "Option '--at' requires an argument" in result.output

@@ -9,8 +9,10 @@ from typing import Any, Callable, Optional
 
 import click
 
-from .common import METHODS, OPTIMIZERS, Command, at_option, echo_json, figure_path, guarded, write_figure
-from .plot import require_positive, usable_loss
+from .common import (
+    METHODS, OPTIMIZERS, Command, at_option, echo_json, figure_path, guarded, require_positive, usable_loss,
+    write_figure,
+)
 
 
 @click.command("descend", cls=Command)

@@ -5,54 +5,16 @@ Example:
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import click
 
 from .common import (
-    METHODS, OPTIMIZERS, Group, InputError, at_option, check_loss_at, figure_path, guarded, loss_from_options,
-    parse_choices, parse_numbers, write_figure,
+    METHODS, OPTIMIZERS, Group, InputError, at_option, figure_path, guarded, parse_choices, parse_numbers,
+    require_positive, usable_loss, write_figure,
 )
 
 FD_METHODS = ("forward", "backward", "central", "complex", "richardson")
-
-
-def usable_loss(expression: str, at: Union[str, tuple], wrt: Optional[str]) -> tuple:
-    """``(f, params, data)`` as :func:`~symgrad.cli.common.loss_from_options` gives them, refused (one-line
-    InputError) where the loss is nan or infinite at the ``--at`` point: nothing can be drawn or descended
-    from there, even where the gradient is finite (``x**2`` at ``x=1e200``).
-
-    Example:
-        >>> f, params, data = usable_loss("(w*x - y)**2", "w=0,x=1,y=2", "w")
-        >>> params, data
-        ({'w': 0.0}, {'x': 1.0, 'y': 2.0})
-        >>> try:
-        ...     usable_loss("log(x)", "x=-1", None)
-        ... except InputError as err:
-        ...     print(err.format_message())
-        log(x) is nan at x=-1: outside the domain of the loss
-    """
-    f, params, data = loss_from_options(expression, at, wrt)
-    check_loss_at(f, {**params, **data}, expression, allow_overflow=False)
-    return f, params, data
-
-
-def require_positive(value: float, option: str) -> float:
-    """``value`` if it is a positive finite number, else a one-line InputError naming ``option``.
-
-    Example:
-        >>> require_positive(0.5, "--lr")
-        0.5
-        >>> try:
-        ...     require_positive(-1.0, "--coarse-h")
-        ... except InputError as err:
-        ...     print(err.format_message())
-        --coarse-h must be a positive finite number, got -1
-    """
-    if not (value > 0 and math.isfinite(value)):
-        raise InputError(f"{option} must be a positive finite number, got {value:g}")
-    return value
 
 
 def _output(function: Any) -> Any:

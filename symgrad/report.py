@@ -408,9 +408,8 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
         weight_atol = atol if given_atol is not None else exact_atol * _weight_scale(columns[name]) + rounding
         extra, fd_extra = (np.nan_to_num(np.asarray(by_weight[name], dtype=float)) if by_weight
                            and by_weight.get(name) is not None else np.zeros(shape) for by_weight in (slack, fd_error))
-        fd_extra = np.minimum(fd_extra, _FD_ERROR_CAP * _reference_size(columns[name], shape))
         weight_rows, weight_keys = _rows(name, tuple(shape), columns[name], kink & ~(smooth & _finite_exact(
-            columns[name], shape)), kink, sides, name in wrong_shape, (rtol, atol + extra + fd_extra),
+            columns[name], shape)), kink, sides, name in wrong_shape, (rtol, atol + extra, fd_extra),
             (exact_rtol, weight_atol + extra), labels["backprop"])
         rows += weight_rows
         keys.append(weight_keys)
@@ -420,12 +419,6 @@ def judge(gradients: Mapping[str, Mapping[str, Any]], shapes: Mapping[str, tuple
     rows = [rows[i] for i in order.tolist()]
     return CheckReport(rows=rows, rtol=rtol, atol=atol, dtype=np.dtype(dtype).name, value=value, fd_method=scheme,
                        notes=notes, atol_rule=atol_rule, exact_rule=exact_rule, **report_fields)
-
-
-def _reference_size(columns: Mapping[str, np.ndarray], shape: tuple) -> np.ndarray:
-    """|reference| per entry of a weight: the exact value where finite, else finite differences (0 if neither)."""
-    exact, fd = (columns.get(m, np.full(shape, np.nan)) for m in ("symbolic", "finite_diff"))
-    return np.nan_to_num(np.abs(np.where(np.isfinite(exact), exact, fd)))
 
 
 def _float_dtype(dtype: Any) -> np.dtype:
@@ -462,12 +455,14 @@ def _rows(name: str, shape: tuple, columns: dict, kink: np.ndarray, fd_kink: np.
           wrong_shape: bool, tolerances: tuple, exact_tolerances: tuple, tested: str) -> tuple:
     """The rows of one weight, and their sort keys (failing, on a kink, error over tolerance), all vectorized.
 
-    The atol of ``tolerances`` and ``exact_tolerances`` is a number or an array of the weight's shape.
+    ``tolerances`` is (rtol, atol, the finite differences' error estimate), ``exact_tolerances`` (rtol, atol);
+    an atol or estimate is a number or an array of the weight's shape. The estimate widens the tolerance of
+    the comparisons with finite differences by at most ``_FD_ERROR_CAP`` of the reference.
     ``kink``: the entries judged as kinks (backprop between the one-sided slopes ``sides``); ``fd_kink``: where
     finite differences found one (no finite-difference value to compare there)."""
-    (rtol, atol), (exact_rtol, exact_atol) = tolerances, exact_tolerances
+    (rtol, atol, fd_estimate), (exact_rtol, exact_atol) = tolerances, exact_tolerances
     size = int(np.prod(shape, dtype=int))
-    atol, exact_atol = (np.broadcast_to(a, shape).reshape(-1) for a in (atol, exact_atol))
+    atol, exact_atol, fd_estimate = (np.broadcast_to(a, shape).reshape(-1) for a in (atol, exact_atol, fd_estimate))
     nan = np.full(size, np.nan)
     exact, fd, bp = (columns[m].reshape(-1) if m in columns else nan for m in METHODS)
     kink, fd_kink = kink.reshape(-1), fd_kink.reshape(-1)
@@ -475,7 +470,7 @@ def _rows(name: str, shape: tuple, columns: dict, kink: np.ndarray, fd_kink: np.
     has_fd = ("finite_diff" in columns) & ~np.isnan(fd)       # NaN: at a kink, or where they do not settle
     by_fd = ~by_exact & has_fd
     reference = np.where(by_exact, exact, fd)
-    tolerance = atol + rtol * np.abs(reference)
+    tolerance = atol + rtol * np.abs(reference) + np.minimum(fd_estimate, _FD_ERROR_CAP * np.abs(reference))
     tolerance = np.where(np.isfinite(tolerance), tolerance, atol)
     exact_tolerance = np.where(by_exact, exact_atol + exact_rtol * np.abs(reference), tolerance)
     fd_error, bp_error = np.abs(fd - reference), np.abs(bp - reference)

@@ -40,8 +40,14 @@ h/2 as well, its changes shrink slower than at half its order (a smooth f's cent
 converges even where the gradient is 0: x ** 3's is h² at x = 0, quartering at each halving).
 The estimate checked is the central one (a one-sided one is it plus or minus half the gap,
 which the second difference checks), or the method's own where the other side is undefined.
-Unresolved elements raise :class:`UnresolvedError`, or give NaN and ``.unresolved`` with
-``full_output=True``. Complex step is not checked: its step is tiny and nothing straddles it.
+A default step is a guess made for f of unit scale; where it leaves an element unresolved, or
+straddles a kink that is not at x, that element is tried again with a step 16 times smaller, up to
+twice (float32 Richardson's 0.125 is half a period of sin(x**5) at 1.5; 0.125 / 16 resolves it).
+The smaller step's estimate is kept where its error estimate is within 0.1 % of it or is mostly
+rounding; a pole that is still a few steps away converges, but with a truncation error that shows,
+and stays unresolved. A step the caller gives is never changed. Unresolved elements raise
+:class:`UnresolvedError`, or give NaN and ``.unresolved`` with ``full_output=True``. Complex step
+is not checked: its step is tiny and nothing straddles it.
 A pole a few steps away is resolved (the differences converge) though the estimate is off:
 ``FDResult.error`` says by how much, an estimate that forward, backward and central
 differences now get from the same data, without extra evaluations.
@@ -76,6 +82,8 @@ _FINE, _MIDDLE = 2, 1           # re-examined at h / 2**2 (a smooth f's gap shri
 _STRADDLE_RTOL = 0.1            # a gap that vanishes at h / 4 is a straddled kink if it was this large
 _SETTLE_RTOL = 0.1              # an estimate moving less than this (relative) from h to h / 4 has settled
 _ONE_SIDED = ("forward", "backward")
+_RETRIES, _RETRY_SHRINK = 2, 16  # default steps that do not settle are tried again, each time 16 times smaller,
+_RETRY_RTOL, _RETRY_ROUNDING = 1e-3, 4   # ... kept where the error estimate is 0.1 % of the estimate, or rounding
 _NOISE = 64                     # rounding in f taken as _NOISE * eps * |f| when telling kinks from noise
 _ROUNDING = 8                   # ... and as _ROUNDING * eps * |f| in the error estimates
 _DENSE_CHUNK_BYTES = 1 << 17    # dense batches: 128 KiB of points per call, so f's temporaries stay in cache
@@ -113,7 +121,7 @@ class UnresolvedError(ValueError):
     Example:
         >>> import symgrad as sg
         >>> try:
-        ...     sg.fd_gradient(lambda x: 1 / x, 1e-6)        # the step 7.6e-6 straddles the pole at 0
+        ...     sg.fd_gradient(lambda x: 1 / x, 1e-6)        # 7.6e-6 straddles the pole at 0, 4.8e-7 nears it
         ... except UnresolvedError as err:
         ...     print(err.unresolved)
         [()]
@@ -129,7 +137,8 @@ class FDResult:
     """What :func:`fd_gradient` returns with ``full_output=True``.
 
     ``gradient`` has the structure of x (NaN at kinks and unresolved elements); ``step`` the h
-    used (per element, with x's structure, or the scalar given); ``error`` an estimate of
+    used (per element, with x's structure, or the scalar given; a default step that did not settle
+    shows the smaller one last tried, see the module); ``error`` an estimate of
     ``|gradient - f'(x)|`` with x's structure (NaN where the gradient is), None for complex
     step; ``kinks`` the elements where f is not differentiable; ``unresolved`` those where the
     differences do not settle (f changes on a scale smaller than the step: a pole, an infinite
@@ -208,7 +217,8 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
     ``x`` is a float, an ndarray or a dict name -> float/array (then ``f(**x)`` is called);
     the gradient has the same structure. ``method`` is one of :data:`METHODS`. ``h`` is a
     positive step (a number, or one per element with x's structure); by default it is chosen
-    per element from the method and the dtype (see :func:`default_step`).
+    per element from the method and the dtype (see :func:`default_step`), and made smaller
+    where it does not settle (see the module).
 
     ``batched=True`` says that f takes a batch of points along a new leading axis (each dict
     entry gets it) and returns one value per point; ``None`` detects it safely (falling back
@@ -237,14 +247,20 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
     ev = _Evaluator(f, layout, batched)
     if method == "complex" and layout.n:
         ev.check_complex(steps[0])
-    gradient, error, rows = _estimate(ev, method, steps, strict=True)
-    if rows is None:                                    # complex step: kinks need real one-sided slopes
-        kink_steps = layout.representable(_default_steps(layout, "central"))
-        rows = ev.values(np.tile(np.arange(layout.n), 2), np.concatenate([kink_steps, -kink_steps]))
-        rows = rows.reshape(2, layout.n)
-    else:
-        kink_steps = steps
-    found = _examine(ev, method, rows, kink_steps)
+    gradient, error, rows, kink_steps, found = _differences(ev, method, steps)
+    retried = np.zeros(layout.n, bool)
+    for _ in range(_RETRIES if h is None and method != "complex" else 0):
+        smaller = layout.representable(steps / _RETRY_SHRINK)
+        again = (found.unresolved | found.straddled) & (layout.perturbed(np.arange(layout.n), smaller) != layout.flat)
+        if not again.any():
+            break
+        retried |= again
+        steps = np.where(again, smaller, steps)
+        gradient, error, rows, kink_steps, found = _differences(ev, method, steps)
+    if retried.any():
+        found.unresolved |= retried & ~found.kinks & ~_close(ev, found.error if error is None else error,
+                                                            gradient, rows, steps)
+    reported = layout.structure(steps) if h is None else reported
     if found.kinks.any() and not full_output:
         raise _kink_error(layout, found.kinks, ev.f0, rows[0], rows[1], kink_steps)
     if found.unresolved.any() and not full_output:
@@ -264,6 +280,28 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
                    for i in np.flatnonzero(found.kinks).tolist()},
         unresolved=[layout.element(i) for i in np.flatnonzero(found.unresolved)],
     )
+
+
+def _differences(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
+    """The method's estimate at the given steps, its error estimate (Richardson's, else None), the
+    rows of f(x ± h) and the steps that examine kinks (the central default for complex step), and
+    what :func:`_examine` finds."""
+    gradient, error, rows = _estimate(ev, method, steps, strict=True)
+    if rows is None:                                    # complex step: kinks need real one-sided slopes
+        kink_steps = ev.layout.representable(_default_steps(ev.layout, "central"))
+        rows = ev.values(np.tile(np.arange(ev.layout.n), 2), np.concatenate([kink_steps, -kink_steps]))
+        rows = rows.reshape(2, ev.layout.n)
+    else:
+        kink_steps = steps
+    return gradient, error, rows, kink_steps, _examine(ev, method, rows, kink_steps)
+
+
+def _close(ev: _Evaluator, error: np.ndarray, gradient: np.ndarray, rows: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Whether a smaller step's estimate is trusted: its error estimate is within 0.1 % of it, or mostly the
+    rounding in f (a gradient near 0); a pole a few steps away converges, but its truncation error shows."""
+    with np.errstate(invalid="ignore"):
+        size = np.fmax(abs(ev.f0), np.nanmax(np.abs(rows), axis=0))
+        return error <= _RETRY_RTOL * np.abs(gradient) + _RETRY_ROUNDING * _rounding(ev.layout.eps, size, steps, _ROUNDING)
 
 
 def default_step(x: Any, method: str = "central") -> Any:
@@ -752,6 +790,7 @@ class _Findings:
 
     kinks: np.ndarray
     unresolved: np.ndarray
+    straddled: np.ndarray
     lone: np.ndarray
     coarse: np.ndarray
     fine: np.ndarray
@@ -773,8 +812,10 @@ def _examine(ev: _Evaluator, method: str, rows: np.ndarray, h: np.ndarray) -> _F
     fp4, fm4 = _at_level(ev, rows, h, idx, _FINE)
     forward4, backward4, size4 = _slopes(f0, fp4, fm4, fine_h)
     noise4 = _rounding(eps[idx], size4, fine_h, _NOISE)
-    found = _Findings(*(np.zeros(n, bool) for _ in range(3)), np.full(n, np.nan), np.full(n, np.nan))
-    kinks = found.kinks[idx] = _kink(forward[idx], backward[idx], forward4, backward4, noise4)
+    found = _Findings(*(np.zeros(n, bool) for _ in range(4)), np.full(n, np.nan), np.full(n, np.nan))
+    at_x, straddled = _kink(forward[idx], backward[idx], forward4, backward4, noise4)
+    kinks = found.kinks[idx] = at_x | straddled
+    found.straddled[idx] = straddled & ~at_x
     if method == "complex":
         return found
     lone = found.lone[idx] = ~np.isfinite(curvature[idx])
@@ -811,8 +852,9 @@ def _at_level(ev: _Evaluator, rows: np.ndarray, h: np.ndarray, idx: np.ndarray, 
 
 
 def _kink(forward: np.ndarray, backward: np.ndarray, forward4: np.ndarray, backward4: np.ndarray,
-          noise4: np.ndarray) -> np.ndarray:
-    """Which elements have a kink, from their one-sided slopes at h and at h / 4 (see the module)."""
+          noise4: np.ndarray) -> tuple:
+    """Which elements have a kink at x, and which one the step straddles, from their one-sided slopes at h
+    and at h / 4 (see the module)."""
     with np.errstate(invalid="ignore"):
         gap = np.abs(forward - backward)
         # A kink at x: each side's slope stays put (a smooth f's moves by 3/8 of the gap).
@@ -823,7 +865,7 @@ def _kink(forward: np.ndarray, backward: np.ndarray, forward4: np.ndarray, backw
         straddled = (np.abs(forward4 - backward4) < gap / 8) \
             & (np.minimum(np.abs(forward - middle), np.abs(backward - middle)) < gap / 8) \
             & (gap > _STRADDLE_RTOL * np.maximum(np.abs(forward), np.abs(backward)))
-    return at_x | straddled
+    return at_x, straddled
 
 
 def _rough_or_moved(slopes: tuple, slopes4: tuple, coarse: np.ndarray, fine: np.ndarray,

@@ -354,9 +354,17 @@ def test_a_kink_the_step_reaches_is_reported():
     x = np.array([1e-3, 5e-3, 0.5])                             # relu's kink 1e-3 and 5e-3 away
     assert fd_gradient(f, x, full_output=True).kinks == []      # central: h = 7.6e-6
     assert fd_gradient(f, x, h=2e-3, full_output=True).kinks == [(0,)]    # steps over the kink at 1e-3
-    r = fd_gradient(f, x, "richardson", full_output=True)       # h = 7.8e-3, h/2, h/4
+    r = fd_gradient(f, x, "richardson", h=2.0 ** -7, full_output=True)   # h = 7.8e-3, h/2, h/4
     assert r.kinks == [(1,)]                                    # steps over the kink at 5e-3
     assert r.unresolved == [(0,)] and np.isnan(r.gradient[0])   # even h/4 steps over the kink at 1e-3
+
+
+def test_a_default_step_that_reaches_a_kink_near_x_is_made_smaller():
+    f = lambda v: sg.sum(sg.relu(v), axis=-1)  # noqa: E731
+    x = np.array([1e-3, 5e-3, 0.5])
+    r = fd_gradient(f, x, "richardson", full_output=True)      # 7.8e-3 reaches both kinks; 7.8e-3 / 16 neither
+    assert (r.kinks, r.unresolved) == ([], []) and np.array_equal(r.gradient, [1.0, 1.0, 1.0])
+    assert np.array_equal(r.step, [2.0 ** -11, 2.0 ** -11, 2.0 ** -7])
 
 
 def test_one_sided_method_works_at_the_edge_of_the_domain():
@@ -417,16 +425,47 @@ def test_unresolved_elements_are_named_and_the_others_kept():
     (3.0, [], []),             # out of reach
 ])
 def test_relu_with_its_kink_at_a_fraction_of_the_step(c, kinks, unresolved):
-    r = fd_gradient(sg.relu, c * default_step(0.0), full_output=True)
+    r = fd_gradient(sg.relu, c * default_step(0.0), h=default_step(0.0), full_output=True)
     assert (r.kinks, r.unresolved) == (kinks, unresolved)
     if not kinks + unresolved:
         assert r.gradient == 1.0
 
 
 def test_a_step_longer_than_the_period_is_unresolved():
-    f = lambda x: sg.cos(1000 * x)  # noqa: E731         # period 6.3e-3; Richardson's h is 7.8e-3
-    assert fd_gradient(f, 1e-3, "richardson", full_output=True).unresolved == [()]
+    f = lambda x: sg.cos(1000 * x)  # noqa: E731         # period 6.3e-3; Richardson's default h is 7.8e-3
+    assert fd_gradient(f, 1e-3, "richardson", h=2.0 ** -7, full_output=True).unresolved == [()]
     assert fd_gradient(f, 1e-3, "central") == pytest.approx(-1000 * math.sin(1.0), rel=1e-4)
+    r = fd_gradient(f, 1e-3, "richardson", full_output=True)    # the default step is tried 16 times smaller
+    assert r.step == 2.0 ** -11 and r.gradient == pytest.approx(-1000 * math.sin(1.0), rel=1e-6)
+    assert abs(r.gradient + 1000 * math.sin(1.0)) <= r.error
+
+
+@pytest.mark.parametrize("c", [0.15, 0.5, 2.0])
+def test_a_kink_near_x_is_stepped_around_with_the_default_step(c):
+    r = fd_gradient(sg.relu, c * default_step(0.0), full_output=True)
+    assert (r.kinks, r.unresolved, r.gradient) == ([], [], 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x", [1.5, -1.5])
+def test_a_default_step_too_long_for_f_is_made_smaller(dtype, x):
+    f = lambda v: sg.sin(v ** 5)  # noqa: E731   # float32 Richardson: h = 0.125 is half a period of sin(x^5) at 1.5
+    exact = 5 * x ** 4 * math.cos(x ** 5)
+    r = fd_gradient(f, dtype(x), "richardson", full_output=True)
+    assert r.unresolved == [] and r.gradient == pytest.approx(exact, rel=1e-4 if dtype == np.float32 else 1e-8)
+    assert abs(r.gradient - exact) <= r.error
+    assert (r.step < default_step(dtype(x), "richardson")) == (dtype == np.float32)
+
+
+@pytest.mark.parametrize("f, x, method", [
+    (lambda x: 1 / x, 3e-7, "central"),         # 10 steps from the pole after two retries: 1 % off, not kept
+    (lambda x: 1 / x, 1e-6, "central"),
+    (np.tan, np.pi / 2 - 1e-7, "central"),
+])
+def test_a_smaller_step_that_converges_near_a_pole_is_not_kept(f, x, method):
+    r = fd_gradient(f, x, method, full_output=True)
+    assert r.unresolved == [()] and np.isnan(r.gradient)
+    assert r.step < default_step(x, method)                     # it was tried
 
 
 @pytest.mark.parametrize("f, x, methods", [

@@ -40,16 +40,21 @@ h/2 as well, its changes shrink slower than at half its order (a smooth f's cent
 converges even where the gradient is 0: x ** 3's is h² at x = 0, quartering at each halving).
 The estimate checked is the central one (a one-sided one is it plus or minus half the gap,
 which the second difference checks), or the method's own where the other side is undefined.
-A default step is a guess made for f of unit scale; where it leaves an element unresolved, or
-straddles a kink that is not at x, that element is tried again with a step 16 times smaller, up to
-twice (float32 Richardson's 0.125 is half a period of sin(x**5) at 1.5; 0.125 / 16 resolves it).
-The smaller step's estimate is kept where its error estimate is within 0.1 % of it or is mostly
-rounding; a pole that is still a few steps away converges, but with a truncation error that shows,
-and stays unresolved. A step the caller gives is never changed. Unresolved elements raise
-:class:`UnresolvedError`, or give NaN and ``.unresolved`` with ``full_output=True``. Complex step
-is not checked: its step is tiny and nothing straddles it.
-A pole a few steps away is resolved (the differences converge) though the estimate is off:
-``FDResult.error`` says by how much, an estimate that forward, backward and central
+A default step is a guess made for f of unit scale. Where the data show it too long for f, an
+element is tried again with a step 16 times smaller, up to twice, evaluating only those elements:
+where it does not settle or shows a kink (a kink the step straddles, or a fast oscillation, goes
+away with a shorter step; a kink at x stays), and where its error estimate is more than 32 times
+its rounding term (truncation dominates: a shorter step lowers the total). The shorter step is
+kept where its error estimate is lower (|f| can hide rounding inside f, which a shorter step
+magnifies); an element that did not settle is trusted at the shorter step only where its error
+estimate is within 1e-4 of the estimate or mostly rounding (a pole that is still a few steps
+away converges, with a truncation error that shows) and stays unresolved otherwise. So float32
+Richardson's 0.125 (half a period of sin(x**5) at 1.5) becomes 0.0078, and 1/x two default
+steps from its pole is right to 4e-6 instead of off by a third. A step the caller gives is never
+changed. Unresolved elements raise :class:`UnresolvedError`, or give NaN and ``.unresolved``
+with ``full_output=True``. Complex step is not checked: its step is tiny and nothing straddles it.
+With a step the caller gives, a pole a few steps away is resolved (the differences converge)
+though the estimate is off: ``FDResult.error`` says by how much, an estimate that forward, backward and central
 differences now get from the same data, without extra evaluations.
 
 Example:
@@ -64,7 +69,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -82,8 +87,9 @@ _FINE, _MIDDLE = 2, 1           # re-examined at h / 2**2 (a smooth f's gap shri
 _STRADDLE_RTOL = 0.1            # a gap that vanishes at h / 4 is a straddled kink if it was this large
 _SETTLE_RTOL = 0.1              # an estimate moving less than this (relative) from h to h / 4 has settled
 _ONE_SIDED = ("forward", "backward")
-_RETRIES, _RETRY_SHRINK = 2, 16  # default steps that do not settle are tried again, each time 16 times smaller,
-_RETRY_RTOL, _RETRY_ROUNDING = 1e-3, 4   # ... kept where the error estimate is 0.1 % of the estimate, or rounding
+_RETRIES, _RETRY_SHRINK = 2, 16  # a default step too long for f is tried again, each time 16 times smaller:
+_LONG_STEP = 32                  # ... where its error estimate is over 32 times its rounding term, or it does
+_RETRY_RTOL, _RETRY_ROUNDING = 1e-4, 4   # not settle: then kept only within 1e-4 of the estimate, or rounding
 _NOISE = 64                     # rounding in f taken as _NOISE * eps * |f| when telling kinks from noise
 _ROUNDING = 8                   # ... and as _ROUNDING * eps * |f| in the error estimates
 _DENSE_CHUNK_BYTES = 1 << 17    # dense batches: 128 KiB of points per call, so f's temporaries stay in cache
@@ -164,12 +170,15 @@ class FDResult:
         >>> k = sg.fd_gradient(sg.abs, 0.0, full_output=True)
         >>> k.kinks, k.one_sided
         ([()], {(): (-1.0, 1.0)})
-        >>> p = sg.fd_gradient(lambda x: 1 / x, 1e-6, full_output=True)     # h = 7.6e-6 > |x|
+        >>> p = sg.fd_gradient(lambda x: 1 / x, 1e-6, full_output=True)     # even h / 256 nears the pole
         >>> p.gradient, p.unresolved
         (nan, [()])
-        >>> e = sg.fd_gradient(sg.exp, 700.0, full_output=True)              # h = 2**-8, error h²/6 f'
+        >>> e = sg.fd_gradient(sg.exp, 700.0, h=2.0 ** -8, full_output=True)  # error h²/6 f'
         >>> f"{e.error / e.gradient:.3g}"
         '2.54e-06'
+        >>> e = sg.fd_gradient(sg.exp, 700.0, full_output=True)              # the default: 2**-8 made shorter
+        >>> e.step == 2.0 ** -16, f"{e.error / e.gradient:.2g}"
+        (True, '1.7e-10')
     """
 
     gradient: Any
@@ -247,19 +256,10 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
     ev = _Evaluator(f, layout, batched)
     if method == "complex" and layout.n:
         ev.check_complex(steps[0])
-    gradient, error, rows, kink_steps, found = _differences(ev, method, steps)
-    retried = np.zeros(layout.n, bool)
-    for _ in range(_RETRIES if h is None and method != "complex" else 0):
-        smaller = layout.representable(steps / _RETRY_SHRINK)
-        again = (found.unresolved | found.straddled) & (layout.perturbed(np.arange(layout.n), smaller) != layout.flat)
-        if not again.any():
-            break
-        retried |= again
-        steps = np.where(again, smaller, steps)
+    if h is None and method != "complex":
+        steps, (gradient, error, rows, kink_steps, found) = _adapted(ev, method, steps)
+    else:
         gradient, error, rows, kink_steps, found = _differences(ev, method, steps)
-    if retried.any():
-        found.unresolved |= retried & ~found.kinks & ~_close(ev, found.error if error is None else error,
-                                                            gradient, rows, steps)
     reported = layout.structure(steps) if h is None else reported
     if found.kinks.any() and not full_output:
         raise _kink_error(layout, found.kinks, ev.f0, rows[0], rows[1], kink_steps)
@@ -269,7 +269,6 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
     gradient = np.where(bad, np.nan, gradient)
     if not full_output:
         return layout.structure(gradient)
-    error = found.error if error is None else error
     return FDResult(
         gradient=layout.structure(gradient), method=method, step=reported,
         error=None if error is None else layout.structure(np.where(bad, np.nan, error)),
@@ -283,9 +282,9 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
 
 
 def _differences(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
-    """The method's estimate at the given steps, its error estimate (Richardson's, else None), the
-    rows of f(x ± h) and the steps that examine kinks (the central default for complex step), and
-    what :func:`_examine` finds."""
+    """The method's estimate at the given steps, its error estimate (None for complex step), the rows
+    of f(x ± h), the steps that examine kinks (the central default for complex step), and what
+    :func:`_examine` finds."""
     gradient, error, rows = _estimate(ev, method, steps, strict=True)
     if rows is None:                                    # complex step: kinks need real one-sided slopes
         kink_steps = ev.layout.representable(_default_steps(ev.layout, "central"))
@@ -293,15 +292,80 @@ def _differences(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
         rows = rows.reshape(2, ev.layout.n)
     else:
         kink_steps = steps
-    return gradient, error, rows, kink_steps, _examine(ev, method, rows, kink_steps)
+    found = _examine(ev, method, rows, kink_steps)
+    return gradient, found.error if error is None else error, rows, kink_steps, found
 
 
-def _close(ev: _Evaluator, error: np.ndarray, gradient: np.ndarray, rows: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Whether a smaller step's estimate is trusted: its error estimate is within 0.1 % of it, or mostly the
-    rounding in f (a gradient near 0); a pole a few steps away converges, but its truncation error shows."""
+def _adapted(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
+    """The default steps, made 16 times smaller (at most twice) where they are too long for f (see the
+    module), and :func:`_differences` at the steps kept; a retry evaluates only the elements retried."""
+    layout = ev.layout
+    found = _differences(ev, method, steps)
+    doubted = np.zeros(layout.n, bool)
+    final = np.zeros(layout.n, bool)             # a shorter step did not lower the error estimate there
+    for _ in range(_RETRIES):
+        gradient, error, rows, _, findings = found
+        doubt = findings.unresolved | findings.kinks
+        long = ~doubt & ~final & (error > _LONG_STEP * _rounding_of(ev, rows, steps))
+        smaller = layout.representable(steps / _RETRY_SHRINK)
+        again = np.flatnonzero((doubt | long) & (layout.perturbed(np.arange(layout.n), smaller) != layout.flat))
+        if not again.size:
+            break
+        retry = _differences(_Part(ev, again), method, smaller[again])
+        better = doubt[again] | ((retry[1] < error[again]) & ~retry[4].unresolved & ~retry[4].kinks)
+        doubted[again] |= doubt[again]
+        final[again[~better]] = True
+        steps = steps.copy()
+        steps[again[better]] = smaller[again[better]]
+        found = _merged(found, retry, again[better], better)
+    gradient, error, rows, _, findings = found
+    with np.errstate(invalid="ignore"):         # trusted: within 1e-4 of the estimate, or mostly rounding
+        close = error <= _RETRY_RTOL * np.abs(gradient) + _RETRY_ROUNDING * _rounding_of(ev, rows, steps)
+    findings.unresolved |= doubted & ~findings.kinks & ~close
+    return steps, found
+
+
+def _merged(found: tuple, retry: tuple, where: np.ndarray, taken: np.ndarray) -> tuple:
+    """:func:`_differences`' ``found`` for all elements with the ``taken`` entries of ``retry``, a retry of
+    some of them, put at the elements ``where``."""
+    def put(whole: Optional[np.ndarray], part: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        if whole is None:
+            return None
+        whole = whole.copy()
+        whole[..., where] = part[..., taken]
+        return whole
+
+    findings = _Findings(*(put(getattr(found[4], f.name), getattr(retry[4], f.name)) for f in fields(_Findings)))
+    return (*(put(whole, part) for whole, part in zip(found[:4], retry[:4])), findings)
+
+
+class _Part:
+    """An evaluator seen through some elements of x (``elements``): what :func:`_differences` needs of it."""
+
+    def __init__(self, ev: _Evaluator, elements: np.ndarray):
+        self.f0 = ev.f0
+        self.layout = _PartLayout(ev.layout, elements)
+        self._ev, self._elements = ev, elements
+
+    def values(self, idx: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        return self._ev.values(self._elements[idx], delta)
+
+
+class _PartLayout:
+    """The size, dtype epsilons and labels of some elements of a :class:`_Layout`."""
+
+    def __init__(self, layout: _Layout, elements: np.ndarray):
+        self.n, self.eps = elements.size, layout.eps[elements]
+        self._layout, self._elements = layout, elements
+
+    def label(self, i: int) -> str:
+        return self._layout.label(self._elements[i])
+
+
+def _rounding_of(ev: _Evaluator, rows: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """The rounding term of the error estimates (see :class:`FDResult`), from the values f took."""
     with np.errstate(invalid="ignore"):
-        size = np.fmax(abs(ev.f0), np.nanmax(np.abs(rows), axis=0))
-        return error <= _RETRY_RTOL * np.abs(gradient) + _RETRY_ROUNDING * _rounding(ev.layout.eps, size, steps, _ROUNDING)
+        return _rounding(ev.layout.eps, np.fmax(abs(ev.f0), np.nanmax(np.abs(rows), axis=0)), steps, _ROUNDING)
 
 
 def default_step(x: Any, method: str = "central") -> Any:
@@ -790,7 +854,6 @@ class _Findings:
 
     kinks: np.ndarray
     unresolved: np.ndarray
-    straddled: np.ndarray
     lone: np.ndarray
     coarse: np.ndarray
     fine: np.ndarray
@@ -812,10 +875,8 @@ def _examine(ev: _Evaluator, method: str, rows: np.ndarray, h: np.ndarray) -> _F
     fp4, fm4 = _at_level(ev, rows, h, idx, _FINE)
     forward4, backward4, size4 = _slopes(f0, fp4, fm4, fine_h)
     noise4 = _rounding(eps[idx], size4, fine_h, _NOISE)
-    found = _Findings(*(np.zeros(n, bool) for _ in range(4)), np.full(n, np.nan), np.full(n, np.nan))
-    at_x, straddled = _kink(forward[idx], backward[idx], forward4, backward4, noise4)
-    kinks = found.kinks[idx] = at_x | straddled
-    found.straddled[idx] = straddled & ~at_x
+    found = _Findings(*(np.zeros(n, bool) for _ in range(3)), np.full(n, np.nan), np.full(n, np.nan))
+    kinks = found.kinks[idx] = _kink(forward[idx], backward[idx], forward4, backward4, noise4)
     if method == "complex":
         return found
     lone = found.lone[idx] = ~np.isfinite(curvature[idx])
@@ -852,9 +913,8 @@ def _at_level(ev: _Evaluator, rows: np.ndarray, h: np.ndarray, idx: np.ndarray, 
 
 
 def _kink(forward: np.ndarray, backward: np.ndarray, forward4: np.ndarray, backward4: np.ndarray,
-          noise4: np.ndarray) -> tuple:
-    """Which elements have a kink at x, and which one the step straddles, from their one-sided slopes at h
-    and at h / 4 (see the module)."""
+          noise4: np.ndarray) -> np.ndarray:
+    """Which elements have a kink, from their one-sided slopes at h and at h / 4 (see the module)."""
     with np.errstate(invalid="ignore"):
         gap = np.abs(forward - backward)
         # A kink at x: each side's slope stays put (a smooth f's moves by 3/8 of the gap).
@@ -865,7 +925,7 @@ def _kink(forward: np.ndarray, backward: np.ndarray, forward4: np.ndarray, backw
         straddled = (np.abs(forward4 - backward4) < gap / 8) \
             & (np.minimum(np.abs(forward - middle), np.abs(backward - middle)) < gap / 8) \
             & (gap > _STRADDLE_RTOL * np.maximum(np.abs(forward), np.abs(backward)))
-    return at_x, straddled
+    return at_x | straddled
 
 
 def _rough_or_moved(slopes: tuple, slopes4: tuple, coarse: np.ndarray, fine: np.ndarray,

@@ -662,16 +662,26 @@ def test_a_real_error_near_the_rounding_of_the_exact_formula_still_fails():
 
 
 def test_the_default_check_allows_the_finite_differences_their_own_error_estimate():
-    # At x = 700 the default central step is ~4e-3 and its truncation error h**2/6 ~ 2.5e-6 of e**700:
-    # a sound estimate, not a disagreement, as long as the step and tolerances are the defaults.
-    report = sg.check(lambda x: sg.exp(x), {"x": 700.0})
+    # sin(3e5 x) turns 2.3 radians over the default central step 7.6e-6: the step is made 256 times
+    # smaller, where its truncation error (h k)**2 / 6 is still ~1.3e-5: a sound estimate, not a
+    # disagreement, as long as the step and tolerances are the defaults.
+    k = 3e5
+    report = sg.check(lambda x: sg.sin(k * x), {"x": 0.3})
     (row,) = report.rows
     assert report.ok and row.verdict == "ok", str(report)
-    assert row.symbolic == pytest.approx(math.exp(700.0), rel=1e-14)
-    assert 1e-7 < row.rel_error["finite_diff"] < 1e-5
+    assert row.symbolic == pytest.approx(k * math.cos(k * 0.3), rel=1e-9)
+    h = 2.0 ** -25
+    assert row.rel_error["finite_diff"] == pytest.approx((h * k) ** 2 / 6, rel=0.05)
     assert "own error estimate" in report.tolerance_text()
-    strict = sg.check(lambda x: sg.exp(x), {"x": 700.0}, rtol=1e-7)
+    strict = sg.check(lambda x: sg.sin(k * x), {"x": 0.3}, rtol=1e-7)
     assert strict.rows[0].verdict == "fd off" and "own error estimate" not in strict.tolerance_text()
+
+
+def test_a_default_step_too_long_for_the_loss_is_shortened_before_it_is_judged():
+    # At x = 700 the default central step 4e-3 has a truncation error h**2/6 ~ 2.5e-6 of e**700, far
+    # above its rounding: the step is made 256 times smaller, where finite differences agree to 1e-8.
+    (row,) = sg.check(lambda x: sg.exp(x), {"x": 700.0}).rows
+    assert row.verdict == "ok" and row.rel_error["finite_diff"] < 1e-8
 
 
 def test_finite_differences_that_do_not_settle_near_a_pole_are_left_out_not_trusted():

@@ -44,7 +44,8 @@ A default step is a guess made for f of unit scale. Where the data show it too l
 element is tried again with a step 16 times smaller, up to twice, evaluating only those elements:
 where it does not settle or shows a kink (a kink the step straddles, or a fast oscillation, goes
 away with a shorter step; a kink at x stays), and where its error estimate is more than 32 times
-its rounding term (truncation dominates: a shorter step lowers the total). The shorter step is
+its rounding term (truncation dominates: a shorter step lowers the total) and more than sqrt(eps)
+of the estimate (below that, a shorter step is not worth its cost). The shorter step is
 kept where its error estimate is lower (|f| can hide rounding inside f, which a shorter step
 magnifies); an element that did not settle is trusted at the shorter step only where its error
 estimate is within 1e-4 of the estimate or mostly rounding (a pole that is still a few steps
@@ -87,9 +88,10 @@ _FINE, _MIDDLE = 2, 1           # re-examined at h / 2**2 (a smooth f's gap shri
 _STRADDLE_RTOL = 0.1            # a gap that vanishes at h / 4 is a straddled kink if it was this large
 _SETTLE_RTOL = 0.1              # an estimate moving less than this (relative) from h to h / 4 has settled
 _ONE_SIDED = ("forward", "backward")
-_RETRIES, _RETRY_SHRINK = 2, 16  # a default step too long for f is tried again, each time 16 times smaller:
-_LONG_STEP = 32                  # ... where its error estimate is over 32 times its rounding term, or it does
-_RETRY_RTOL, _RETRY_ROUNDING = 1e-4, 4   # not settle: then kept only within 1e-4 of the estimate, or rounding
+# A default step too long for f is tried again, at most _RETRIES times, each time _RETRY_SHRINK times shorter,
+# where its error estimate is over _LONG_STEP times its rounding term (and sqrt(eps) of the estimate), or where
+# it does not settle: then trusted only within _RETRY_RTOL of the estimate, or _RETRY_ROUNDING times rounding.
+_RETRIES, _RETRY_SHRINK, _LONG_STEP, _RETRY_RTOL, _RETRY_ROUNDING = 2, 16, 32, 1e-4, 4
 _NOISE = 64                     # rounding in f taken as _NOISE * eps * |f| when telling kinks from noise
 _ROUNDING = 8                   # ... and as _ROUNDING * eps * |f| in the error estimates
 _DENSE_CHUNK_BYTES = 1 << 17    # dense batches: 128 KiB of points per call, so f's temporaries stay in cache
@@ -306,7 +308,8 @@ def _adapted(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
     for _ in range(_RETRIES):
         gradient, error, rows, _, findings = found
         doubt = findings.unresolved | findings.kinks
-        long = ~doubt & ~final & (error > _LONG_STEP * _rounding_of(ev, rows, steps))
+        long = ~doubt & ~final & (error > _LONG_STEP * _rounding_of(ev, rows, steps)) \
+            & (error > np.sqrt(layout.eps) * np.abs(gradient))
         smaller = layout.representable(steps / _RETRY_SHRINK)
         again = np.flatnonzero((doubt | long) & (layout.perturbed(np.arange(layout.n), smaller) != layout.flat))
         if not again.size:

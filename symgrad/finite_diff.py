@@ -179,8 +179,8 @@ class FDResult:
         >>> f"{e.error / e.gradient:.3g}"
         '2.54e-06'
         >>> e = sg.fd_gradient(sg.exp, 700.0, full_output=True)              # the default: 2**-8 made shorter
-        >>> e.step == 2.0 ** -16, f"{e.error / e.gradient:.2g}"
-        (True, '1.7e-10')
+        >>> e.step == 2.0 ** -12, f"{e.error / e.gradient:.2g}"
+        (True, '9.9e-09')
     """
 
     gradient: Any

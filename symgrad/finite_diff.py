@@ -41,21 +41,23 @@ converges even where the gradient is 0: x ** 3's is h² at x = 0, quartering at 
 The estimate checked is the central one (a one-sided one is it plus or minus half the gap,
 which the second difference checks), or the method's own where the other side is undefined.
 A default step is a guess made for f of unit scale. Where the data show it too long for f, an
-element is tried again with a step 16 times smaller, up to twice, evaluating only those elements:
-where it does not settle or shows a kink (a kink the step straddles, or a fast oscillation, goes
-away with a shorter step; a kink at x stays), and where its error estimate is more than 32 times
-its rounding term (truncation dominates: a shorter step lowers the total) and more than sqrt(eps)
-of the estimate (below that, a shorter step is not worth its cost). The shorter step is
-kept where its error estimate is lower (|f| can hide rounding inside f, which a shorter step
-magnifies); an element that did not settle is trusted at the shorter step only where its error
-estimate is within 1e-4 of the estimate or mostly rounding (a pole that is still a few steps
-away converges, with a truncation error that shows) and stays unresolved otherwise. So float32
-Richardson's 0.125 (half a period of sin(x**5) at 1.5) becomes 0.0078, and 1/x two default
-steps from its pole is right to 4e-6 instead of off by a third. A step the caller gives is never
-changed. Unresolved elements raise :class:`UnresolvedError`, or give NaN and ``.unresolved``
-with ``full_output=True``. Complex step is not checked: its step is tiny and nothing straddles it.
-With a step the caller gives, a pole a few steps away is resolved (the differences converge)
-though the estimate is off: ``FDResult.error`` says by how much, an estimate that forward, backward and central
+element is tried again with a step 16 times smaller, up to twice, evaluating only those elements.
+Two cases. (1) Where its error estimate is over 32 times its rounding term and sqrt(eps) of the
+estimate (truncation dominates: a shorter step lowers the total), the shorter step is kept where
+its error estimate is lower and the estimate moves by at most twice the error it was said to
+have (|f| can hide rounding inside f, which a shorter step magnifies). (2) Where it does not
+settle or straddles a kink (not a kink at x: at a shorter step a small gap could hide in
+rounding), the element is trusted only where it settles at a shorter step within 1 % and a step
+16 times shorter still agrees with it within their error estimates, the last within 1e-4 (or
+mostly rounding); otherwise it stays unresolved (a pole still a few steps away converges, with a
+truncation error that shows; a fast oscillation can alias into a converged look at one step, not
+at two). So float32 Richardson's 0.125 (half a period of sin(x**5) at 1.5) becomes 0.0078,
+confirmed at 4.9e-4, and 1/x two default steps from its pole is right to 4e-6 instead of off
+by a third. A step the caller gives is never changed. Unresolved elements raise
+:class:`UnresolvedError`, or give NaN and ``.unresolved`` with ``full_output=True``. Complex
+step is not checked: its step is tiny and nothing straddles it. With a step the caller gives, a
+pole a few steps away is resolved (the differences converge) though the estimate is off:
+``FDResult.error`` says by how much, an estimate that forward, backward and central
 differences now get from the same data, without extra evaluations.
 
 Example:
@@ -89,9 +91,12 @@ _STRADDLE_RTOL = 0.1            # a gap that vanishes at h / 4 is a straddled ki
 _SETTLE_RTOL = 0.1              # an estimate moving less than this (relative) from h to h / 4 has settled
 _ONE_SIDED = ("forward", "backward")
 # A default step too long for f is tried again, at most _RETRIES times, each time _RETRY_SHRINK times shorter,
-# where its error estimate is over _LONG_STEP times its rounding term (and sqrt(eps) of the estimate), or where
-# it does not settle: then trusted only within _RETRY_RTOL of the estimate, or _RETRY_ROUNDING times rounding.
-_RETRIES, _RETRY_SHRINK, _LONG_STEP, _RETRY_RTOL, _RETRY_ROUNDING = 2, 16, 32, 1e-4, 4
+# where it does not settle or straddles a kink, or where its error estimate is over _LONG_STEP times its rounding
+# term (and sqrt(eps) of the estimate). An element that did not settle is trusted where it settles at a shorter
+# step within _SETTLED_RTOL, and a step shorter still agrees within _RETRY_RTOL (each error estimate relative to
+# its estimate, or at most _RETRY_ROUNDING times the rounding term).
+_RETRIES, _RETRY_SHRINK, _LONG_STEP = 2, 16, 32
+_SETTLED_RTOL, _RETRY_RTOL, _RETRY_ROUNDING = 1e-2, 1e-4, 4
 _NOISE = 64                     # rounding in f taken as _NOISE * eps * |f| when telling kinks from noise
 _ROUNDING = 8                   # ... and as _ROUNDING * eps * |f| in the error estimates
 _DENSE_CHUNK_BYTES = 1 << 17    # dense batches: 128 KiB of points per call, so f's temporaries stay in cache
@@ -266,7 +271,7 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
     if found.kinks.any() and not full_output:
         raise _kink_error(layout, found.kinks, ev.f0, rows[0], rows[1], kink_steps)
     if found.unresolved.any() and not full_output:
-        raise _unresolved_error(layout, method, found, kink_steps)
+        raise _unresolved_error(layout, method, found)
     bad = found.kinks | found.unresolved
     gradient = np.where(bad, np.nan, gradient)
     if not full_output:
@@ -283,11 +288,11 @@ def fd_gradient(f: Callable, x: Any, method: str = "central", h: Any = None, *,
     )
 
 
-def _differences(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
+def _differences(ev: Any, method: str, steps: np.ndarray, strict: bool = True) -> tuple:
     """The method's estimate at the given steps, its error estimate (None for complex step), the rows
     of f(x ± h), the steps that examine kinks (the central default for complex step), and what
-    :func:`_examine` finds."""
-    gradient, error, rows = _estimate(ev, method, steps, strict=True)
+    :func:`_examine` finds; ``strict``: a value of f the method needs that is not finite is an error."""
+    gradient, error, rows = _estimate(ev, method, steps, strict=strict)
     if rows is None:                                    # complex step: kinks need real one-sided slopes
         kink_steps = ev.layout.representable(_default_steps(ev.layout, "central"))
         rows = ev.values(np.tile(np.arange(ev.layout.n), 2), np.concatenate([kink_steps, -kink_steps]))
@@ -303,29 +308,58 @@ def _adapted(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
     module), and :func:`_differences` at the steps kept; a retry evaluates only the elements retried."""
     layout = ev.layout
     found = _differences(ev, method, steps)
-    doubted = np.zeros(layout.n, bool)
-    final = np.zeros(layout.n, bool)             # a shorter step did not lower the error estimate there
+    doubted, confirmed, final = (np.zeros(layout.n, bool) for _ in range(3))
+    compared = np.full((4, layout.n), np.nan)   # the last two estimates compared, and their steps
     for _ in range(_RETRIES):
         gradient, error, rows, _, findings = found
-        doubt = findings.unresolved | findings.kinks
-        long = ~doubt & ~final & (error > _LONG_STEP * _rounding_of(ev, rows, steps)) \
-            & (error > np.sqrt(layout.eps) * np.abs(gradient))
+        doubt = findings.unresolved | findings.straddled
+        pending = doubted & ~doubt & ~findings.kinks & ~confirmed      # settled at a shorter step: confirm it
+        with np.errstate(invalid="ignore"):
+            long = ~doubted & ~doubt & ~findings.kinks & (error > _LONG_STEP * _rounding_of(ev, rows, steps)) \
+                & (error > np.sqrt(layout.eps) * np.abs(gradient))
         smaller = layout.representable(steps / _RETRY_SHRINK)
-        again = np.flatnonzero((doubt | long) & (layout.perturbed(np.arange(layout.n), smaller) != layout.flat))
+        fits = layout.perturbed(np.arange(layout.n), smaller) != layout.flat
+        again = np.flatnonzero((doubt | pending | long) & ~final & fits)
         if not again.size:
             break
-        retry = _differences(_Part(ev, again), method, smaller[again])
-        better = doubt[again] | ((retry[1] < error[again]) & ~retry[4].unresolved & ~retry[4].kinks)
-        doubted[again] |= doubt[again]
-        final[again[~better]] = True
+        part = _Part(ev, again)
+        retry = _differences(part, method, smaller[again], strict=False)
+        moved, agree, lower = _compared(gradient[again], error[again], retry)
+        agree &= _trusted(ev, *found[:3], steps, _SETTLED_RTOL)[again] \
+            & _trusted(part, *retry[:3], smaller[again], _RETRY_RTOL)
+        was_doubt, was_pending, was_long = doubt[again], pending[again], long[again]
+        take = (was_doubt & np.isfinite(retry[0])) | (was_pending & agree & lower) \
+            | (was_long & lower & (moved <= 2 * error[again]))
+        confirmed[again[was_pending & agree]] = True
+        doubted[again[was_doubt]] = True
+        final[again[was_pending | (was_long & ~take) | (was_doubt & ~take)]] = True
+        compared[:, again] = gradient[again], retry[0], steps[again], smaller[again]
         steps = steps.copy()
-        steps[again[better]] = smaller[again[better]]
-        found = _merged(found, retry, again[better], better)
-    gradient, error, rows, _, findings = found
-    with np.errstate(invalid="ignore"):         # trusted: within 1e-4 of the estimate, or mostly rounding
-        close = error <= _RETRY_RTOL * np.abs(gradient) + _RETRY_ROUNDING * _rounding_of(ev, rows, steps)
-    findings.unresolved |= doubted & ~findings.kinks & ~close
+        steps[again[take]] = smaller[again[take]]
+        found = _merged(found, retry, again[take], take)
+    findings = found[4]
+    failed = np.flatnonzero(doubted & ~confirmed)  # never settled, or settled without a shorter step agreeing
+    findings.unresolved[failed], findings.kinks[failed], findings.own[failed] = True, False, True
+    findings.coarse[failed], findings.fine[failed], findings.coarse_h[failed], findings.fine_h[failed] = \
+        compared[:, failed]
     return steps, found
+
+
+def _trusted(ev: Any, gradient: np.ndarray, error: np.ndarray, rows: np.ndarray, steps: np.ndarray,
+             rtol: float) -> np.ndarray:
+    """Whether an estimate's error estimate is within ``rtol`` of it, or mostly rounding."""
+    with np.errstate(invalid="ignore"):
+        return error <= rtol * np.abs(gradient) + _RETRY_ROUNDING * _rounding_of(ev, rows, steps)
+
+
+def _compared(gradient: np.ndarray, error: np.ndarray, retry: tuple) -> tuple:
+    """How far a retry moved the estimate, whether the two estimates agree within their error estimates
+    (the retry settled), and whether the retry's error estimate is lower."""
+    retried, after, findings = retry[0], retry[1], retry[4]
+    with np.errstate(invalid="ignore"):
+        sound = np.isfinite(retried) & np.isfinite(after) & ~findings.unresolved & ~findings.kinks
+        moved = np.abs(retried - gradient)
+        return moved, sound & (moved <= error + after), sound & (after < error)
 
 
 def _merged(found: tuple, retry: tuple, where: np.ndarray, taken: np.ndarray) -> tuple:
@@ -365,7 +399,7 @@ class _PartLayout:
         return self._layout.label(self._elements[i])
 
 
-def _rounding_of(ev: _Evaluator, rows: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def _rounding_of(ev: Any, rows: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """The rounding term of the error estimates (see :class:`FDResult`), from the values f took."""
     with np.errstate(invalid="ignore"):
         return _rounding(ev.layout.eps, np.fmax(abs(ev.f0), np.nanmax(np.abs(rows), axis=0)), steps, _ROUNDING)
@@ -850,16 +884,20 @@ def _require_finite(layout: _Layout, values: np.ndarray, delta: np.ndarray) -> N
 
 @dataclass
 class _Findings:
-    """What :func:`_examine` finds, per element: kinks, unresolved elements, whether the estimate
-    checked to settle is the method's own one-sided one (``lone``: its other side is undefined)
-    rather than the central one, that estimate at h and at h / 4 (``coarse``, ``fine``: NaN where
-    not examined), and forward, backward and central differences' error estimate (else None)."""
+    """What :func:`_examine` finds, per element: kinks (``straddled``: those the step straddles, not at
+    x), unresolved elements, whether the estimate checked to settle is the method's own (``own``: a
+    one-sided one whose other side is undefined) rather than the central one, that estimate at two
+    steps (``coarse`` at ``coarse_h``, ``fine`` at ``fine_h``: h and h / 4; NaN where not examined),
+    and forward, backward and central differences' error estimate (else None)."""
 
     kinks: np.ndarray
+    straddled: np.ndarray
     unresolved: np.ndarray
-    lone: np.ndarray
+    own: np.ndarray
     coarse: np.ndarray
     fine: np.ndarray
+    coarse_h: np.ndarray
+    fine_h: np.ndarray
     error: Optional[np.ndarray] = None
 
 
@@ -878,11 +916,14 @@ def _examine(ev: _Evaluator, method: str, rows: np.ndarray, h: np.ndarray) -> _F
     fp4, fm4 = _at_level(ev, rows, h, idx, _FINE)
     forward4, backward4, size4 = _slopes(f0, fp4, fm4, fine_h)
     noise4 = _rounding(eps[idx], size4, fine_h, _NOISE)
-    found = _Findings(*(np.zeros(n, bool) for _ in range(3)), np.full(n, np.nan), np.full(n, np.nan))
-    kinks = found.kinks[idx] = _kink(forward[idx], backward[idx], forward4, backward4, noise4)
+    found = _Findings(*(np.zeros(n, bool) for _ in range(4)), *(np.full(n, np.nan) for _ in range(4)))
+    at_x, straddled = _kink(forward[idx], backward[idx], forward4, backward4, noise4)
+    kinks = found.kinks[idx] = at_x | straddled
+    found.straddled[idx] = straddled & ~at_x
     if method == "complex":
         return found
-    lone = found.lone[idx] = ~np.isfinite(curvature[idx])
+    found.coarse_h[idx], found.fine_h[idx] = h[idx], fine_h
+    lone = found.own[idx] = ~np.isfinite(curvature[idx])
     coarse = found.coarse[idx] = _judged(method, lone, rows[0][idx], rows[1][idx], f0, h[idx])
     fine = found.fine[idx] = _judged(method, lone, fp4, fm4, f0, fine_h)
     rough, moved = _rough_or_moved((forward[idx], backward[idx]), (forward4, backward4), coarse, fine, noise4)
@@ -916,8 +957,9 @@ def _at_level(ev: _Evaluator, rows: np.ndarray, h: np.ndarray, idx: np.ndarray, 
 
 
 def _kink(forward: np.ndarray, backward: np.ndarray, forward4: np.ndarray, backward4: np.ndarray,
-          noise4: np.ndarray) -> np.ndarray:
-    """Which elements have a kink, from their one-sided slopes at h and at h / 4 (see the module)."""
+          noise4: np.ndarray) -> tuple:
+    """Which elements have a kink at x, and which one the step straddles, from their one-sided slopes at h
+    and at h / 4 (see the module)."""
     with np.errstate(invalid="ignore"):
         gap = np.abs(forward - backward)
         # A kink at x: each side's slope stays put (a smooth f's moves by 3/8 of the gap).
@@ -928,7 +970,7 @@ def _kink(forward: np.ndarray, backward: np.ndarray, forward4: np.ndarray, backw
         straddled = (np.abs(forward4 - backward4) < gap / 8) \
             & (np.minimum(np.abs(forward - middle), np.abs(backward - middle)) < gap / 8) \
             & (gap > _STRADDLE_RTOL * np.maximum(np.abs(forward), np.abs(backward)))
-    return at_x | straddled
+    return at_x, straddled
 
 
 def _rough_or_moved(slopes: tuple, slopes4: tuple, coarse: np.ndarray, fine: np.ndarray,
@@ -988,15 +1030,15 @@ def _kink_error(layout: _Layout, kinks: np.ndarray, f0: float, fp: np.ndarray, f
         f"list in .kinks", [layout.element(k) for k in where])
 
 
-def _unresolved_error(layout: _Layout, method: str, found: _Findings, h: np.ndarray) -> UnresolvedError:
+def _unresolved_error(layout: _Layout, method: str, found: _Findings) -> UnresolvedError:
     where = np.flatnonzero(found.unresolved)
     i = where[0]
     more = f" (and {where.size - 1} more elements)" if where.size > 1 else ""
     return UnresolvedError(
         f"finite differences do not settle at {layout.label(i)}={layout.flat[i]:g}{more}: the "
-        f"{method if found.lone[i] else 'central'} estimate is {found.coarse[i]:.3g} at h={h[i]:.3g} "
-        f"and {found.fine[i]:.3g} at h/4; f changes on a scale smaller than the step (a pole, an infinite slope "
-        f"or a steep feature near x): try a smaller h, or pass full_output=True to get NaN there and the list "
+        f"{method if found.own[i] else 'central'} estimate is {found.coarse[i]:.3g} at h={found.coarse_h[i]:.3g} "
+        f"and {found.fine[i]:.3g} at h={found.fine_h[i]:.3g}; f changes on a scale smaller than the step (a pole, "
+        f"an infinite slope or a steep feature near x): try a smaller h, or pass full_output=True to get NaN there and the list "
         f"in .unresolved", [layout.element(k) for k in where])
 
 

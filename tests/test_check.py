@@ -677,6 +677,15 @@ def test_the_default_check_allows_the_finite_differences_their_own_error_estimat
     assert strict.rows[0].verdict == "fd off" and "own error estimate" not in strict.tolerance_text()
 
 
+def test_a_float32_relu_net_with_a_pre_activation_at_zero_is_checked_with_its_kinks():
+    w = np.array([[1.0, -0.5], [0.5, 0.25]], np.float32)
+    b, v = np.array([0.0, 0.1], np.float32), np.array([0.7, -1.3], np.float32)
+    x = np.array([1.0, 2.0], np.float32)                  # W[0] @ x + b[0] is exactly 0
+    report = sg.check(lambda w, b: sg.sum(v * sg.relu(w @ x + b)) + 1, {"w": w, "b": b})
+    assert report.ok, str(report)
+    assert any("kink" in note for note in report.notes), report.notes
+
+
 def test_a_default_step_too_long_for_the_loss_is_shortened_before_it_is_judged():
     # At x = 700 the default central step 4e-3 has a truncation error h**2/6 ~ 2.5e-6 of e**700, far
     # above its rounding: the step is made 256 times smaller, where finite differences agree to 1e-8.

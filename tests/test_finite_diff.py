@@ -486,12 +486,48 @@ def test_log_near_zero_is_checked_without_blaming_the_step():
     assert report.ok and report.rows[0].rel_error["finite_diff"] < 1e-5, str(report)
 
 
-def test_a_fast_oscillation_is_not_taken_for_a_kink_and_a_kink_stays_one():
-    k = 5e5                                                 # sin(k x) turns 3.8 radians over the default step
-    r = fd_gradient(lambda x: sg.sin(k * x), 0.3, full_output=True)
-    assert (r.kinks, r.unresolved) == ([], []) and r.gradient == pytest.approx(k * math.cos(k * 0.3), rel=1e-4)
-    r = fd_gradient(lambda x: sg.sum(sg.abs(x), axis=-1), np.array([0.0, 1.0]), full_output=True)
-    assert r.kinks == [(0,)] and r.one_sided == {(0,): (-1.0, 1.0)} and r.gradient[1] == 1.0
+@pytest.mark.parametrize("f, x, method, kink", [
+    (lambda x: 1 + sg.relu(x), np.float32(0.0), "central", ()),
+    (lambda x: 1 + sg.relu(x), np.float32(0.0), "forward", ()),
+    (lambda x: 1 + 1e-6 * sg.relu(x), 0.0, "central", ()),       # a gap of 1e-6 over |f| = 1
+    (lambda x: 1e4 + sg.relu(x), 0.0, "forward", ()),
+    (lambda w: sg.exp(5 * w[1]) + sg.relu(w[0]), np.array([0.0, 2.0]), "forward", (0,)),
+    (lambda x: sg.sum(sg.abs(x), axis=-1), np.array([0.0, 1.0]), "central", (0,)),
+])
+def test_a_kink_at_x_stays_one_where_a_shorter_step_would_hide_it_in_rounding(f, x, method, kink):
+    # a kink at x is not retried: at h/16 its gap could fall below the rounding allowance
+    r = fd_gradient(f, x, method, full_output=True)
+    assert (r.kinks, r.unresolved) == ([kink], [])
+    with pytest.raises(NonDifferentiableError):
+        fd_gradient(f, x, method)
+
+
+def test_hidden_cancellation_does_not_shorten_the_step():
+    # the naive variance mean((d w)^2) - mean(d w)^2 cancels 1e6 against 1e6: |f| hides that rounding,
+    # and a shorter step would multiply it; the default step stays, with an honest error estimate
+    d = 1000 + np.random.default_rng(0).normal(size=50)
+    f = lambda w: sg.mean((d * w) ** 2) - sg.mean(d * w) ** 2  # noqa: E731
+    r = fd_gradient(f, 1.0, full_output=True)
+    assert r.step == default_step(1.0) and r.gradient == fd_gradient(f, 1.0, h=default_step(1.0))
+    assert abs(r.gradient - 2 * np.var(d)) < 1e-4
+
+
+@pytest.mark.parametrize("f, x, method", [
+    (lambda x: sg.sin(100 * x), 1e4, "richardson"),                # h, h/2, h/4 alias at h = 0.3
+    (lambda x: sg.sin(100 * x), np.float32(100.0), "richardson"),
+    (lambda x: 1 / x, 3e-5, "richardson"),                          # once taken for a kink
+    (lambda x: sg.sqrt(x * x - 2.5e-13), 7.5e-7, "central"),         # undefined within h / 16
+])
+def test_a_shorter_step_that_settles_is_trusted_only_when_a_shorter_one_agrees(f, x, method):
+    r = fd_gradient(f, x, method, full_output=True)
+    exact = fd_gradient(f, np.float64(x), "complex") if method != "central" else x / math.sqrt(x * x - 2.5e-13)
+    assert r.kinks == [] and (r.unresolved == [()] or abs(r.gradient - exact) <= r.error)
+
+
+def test_the_message_names_the_two_steps_that_disagree():
+    with pytest.raises(UnresolvedError, match=r"estimate is \S+ at h=[\d.e-]+ and \S+ at h=[\d.e-]+; ") as info:
+        fd_gradient(lambda x: 1 / x, 1e-6)
+    assert "h/4" not in str(info.value)
 
 
 def test_a_shorter_step_is_kept_only_where_it_lowers_the_error_estimate():

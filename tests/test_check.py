@@ -686,11 +686,13 @@ def test_a_float32_relu_net_with_a_pre_activation_at_zero_is_checked_with_its_ki
     assert any("kink" in note for note in report.notes), report.notes
 
 
-def test_a_default_step_too_long_for_the_loss_is_shortened_before_it_is_judged():
-    # At x = 700 the default central step 4e-3 has a truncation error h**2/6 ~ 2.5e-6 of e**700, far
-    # above its rounding: the step is made 256 times smaller, where finite differences agree to 1e-8.
-    (row,) = sg.check(lambda x: sg.exp(x), {"x": 700.0}).rows
-    assert row.verdict == "ok" and row.rel_error["finite_diff"] < 1e-8
+def test_a_sound_truncation_error_is_allowed_without_shortening_the_step():
+    # At x = 700 the default central step is 4e-3 and its truncation error h**2/6 ~ 2.5e-6 of e**700:
+    # below 1e-5, a shorter step is not worth it; the estimate is allowed its own error estimate.
+    report = sg.check(lambda x: sg.exp(x), {"x": 700.0})
+    (row,) = report.rows
+    assert report.ok and row.verdict == "ok", str(report)
+    assert 1e-7 < row.rel_error["finite_diff"] < 1e-5
 
 
 def test_finite_differences_that_do_not_settle_near_a_pole_are_left_out_not_trusted():

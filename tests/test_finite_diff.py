@@ -435,8 +435,8 @@ def test_a_step_longer_than_the_period_is_unresolved():
     f = lambda x: sg.cos(1000 * x)  # noqa: E731         # period 6.3e-3; Richardson's default h is 7.8e-3
     assert fd_gradient(f, 1e-3, "richardson", h=2.0 ** -7, full_output=True).unresolved == [()]
     assert fd_gradient(f, 1e-3, "central") == pytest.approx(-1000 * math.sin(1.0), rel=1e-4)
-    r = fd_gradient(f, 1e-3, "richardson", full_output=True)    # the default step is made 256 times smaller
-    assert r.step == 2.0 ** -15 and r.gradient == pytest.approx(-1000 * math.sin(1.0), rel=1e-12)
+    r = fd_gradient(f, 1e-3, "richardson", full_output=True)    # the default step is made 16 times smaller
+    assert r.step < 2.0 ** -11 and r.gradient == pytest.approx(-1000 * math.sin(1.0), rel=1e-12)
     assert abs(r.gradient + 1000 * math.sin(1.0)) <= r.error
 
 
@@ -452,8 +452,9 @@ def test_a_default_step_too_long_for_f_is_made_smaller(dtype, x):
     f = lambda v: sg.sin(v ** 5)  # noqa: E731   # float32 Richardson: h = 0.125 is half a period of sin(x^5) at 1.5
     exact = 5 * x ** 4 * math.cos(x ** 5)
     r = fd_gradient(f, dtype(x), "richardson", full_output=True)
-    assert r.unresolved == [] and r.gradient == pytest.approx(exact, rel=1e-4 if dtype == np.float32 else 1e-10)
-    assert abs(r.gradient - exact) <= r.error and r.step < default_step(dtype(x), "richardson")
+    assert r.unresolved == [] and r.gradient == pytest.approx(exact, rel=1e-4 if dtype == np.float32 else 1e-8)
+    assert abs(r.gradient - exact) <= r.error
+    assert (r.step < default_step(dtype(x), "richardson")) == (dtype == np.float32)
 
 
 @pytest.mark.parametrize("f, x, method", [
@@ -474,7 +475,7 @@ def test_a_pole_a_few_default_steps_away_is_reached_with_a_shorter_step(distance
     x = distance * default_step(1e-5)
     r = fd_gradient(lambda t: 1 / t, x, full_output=True)
     exact = -1 / x ** 2
-    assert r.unresolved == [] and r.step == default_step(1e-5) / 256
+    assert r.unresolved == [] and r.step <= default_step(1e-5) / 16
     assert abs(r.gradient - exact) <= r.error <= 2e-5 * abs(exact)
     # forward differences, first order, still err by h / distance there: kept only with an honest estimate
     r = fd_gradient(lambda t: 1 / t, distance * default_step(1e-5, "forward"), "forward", full_output=True)
@@ -524,24 +525,26 @@ def test_a_shorter_step_that_settles_is_trusted_only_when_a_shorter_one_agrees(f
     assert r.kinks == [] and (r.unresolved == [()] or abs(r.gradient - exact) <= r.error)
 
 
+def test_f_failing_at_a_shorter_step_leaves_the_longer_steps_finding():
+    f = lambda x: 1 / (float(x) - 0.5)  # noqa: E731   # Python floats: a ZeroDivisionError at x - h / 16
+    r = fd_gradient(f, 0.5 + 2.0 ** -21, full_output=True)
+    assert r.unresolved == [()] and np.isnan(r.gradient)
+
+
 def test_the_message_names_the_two_steps_that_disagree():
     with pytest.raises(UnresolvedError, match=r"estimate is \S+ at h=[\d.e-]+ and \S+ at h=[\d.e-]+; ") as info:
         fd_gradient(lambda x: 1 / x, 1e-6)
     assert "h/4" not in str(info.value)
 
 
-def test_a_shorter_step_is_kept_only_where_it_lowers_the_error_estimate():
-    # sum(sin(x) x**2) over points symmetric about 0 is ~0: |f| hides the rounding of its terms, so a
-    # float32 forward step can look too long; where the shorter one estimates a larger error, it is dropped.
-    x = np.linspace(-3, 3, 7, dtype=np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_smooth_points_keep_their_default_steps(dtype):
+    # the cost of a retry is paid only where the default step is too long for f: not for an ordinary sum
+    x = np.random.default_rng(0).uniform(-2, 2, 1000).astype(dtype)
     f = lambda v: sg.sum(sg.sin(v) * v ** 2, axis=-1)  # noqa: E731
-    r = fd_gradient(f, x, "forward", full_output=True)
-    default = default_step(x, "forward")
-    assert r.unresolved == [] and np.all(r.step <= default) and np.any(r.step == default)
-    for i in np.flatnonzero(r.step < default):
-        kept = fd_gradient(f, x, "forward", h=default, full_output=True)
-        assert r.error[i] < kept.error[i]
-    np.testing.assert_allclose(r.gradient, np.cos(x) * x ** 2 + 2 * x * np.sin(x), atol=5e-3)
+    for method in ("forward", "backward", "central", "richardson"):
+        r = fd_gradient(f, x, method, full_output=True)
+        assert np.array_equal(r.step, default_step(x, method)), method
 
 
 def test_a_retry_evaluates_only_the_elements_retried():

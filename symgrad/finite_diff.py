@@ -44,15 +44,17 @@ A default step is a guess made for f of unit scale. Where the data show it too l
 element is tried again with a step 16 times smaller, up to twice, evaluating only those elements.
 Two cases. (1) Central differences whose error estimate is over 32 times its rounding term and
 over max(1e-5, sqrt(eps)) of the estimate and of the one-sided slopes (truncation dominates, and
-not merely at a minimum): the shorter step is kept where its error estimate is lower and the
-estimate moves by at most twice the error it was said to have (|f| can hide rounding inside f,
-which a shorter step magnifies), and its error estimate is then at least 1/256 of the longer
-step's (truncation falls no faster). (2) Any method where the step does not settle or straddles
+not merely at a minimum): the shorter step is kept where its error estimate is lower and its
+estimate lands where those at h and h/4 point, as truncation would have it (|f| can hide
+rounding inside f, which a shorter step magnifies), and its error estimate is then at least
+1/256 of the longer step's (truncation falls no faster). (2) Any method where the step does not settle or straddles
 a kink (not a kink at x: at a shorter step a small gap could hide in rounding): the element is
 trusted only where it settles at a shorter step within 1 %, a step 16 x 1.37 times shorter
 still (off the powers of two, so that an alias of a fast oscillation does not repeat) agrees
 within both error estimates, and the better of the two is within 1e-4; otherwise it stays
-unresolved (a pole still a few steps away converges, with a truncation error that shows).
+unresolved (a pole still a few steps away converges, with a truncation error that shows). A
+retry over which f does not change at all is never trusted: its step is below the rounding
+inside f, whatever |f| suggests.
 If f raises at a shorter step, the longer step's finding stands. So float32 Richardson's 0.125
 (half a period of sin(x**5) at 1.5) becomes 0.0078, and log(x) at 1e-5, one default step from
 its pole, is right to 3e-6 instead of off by 31 %. A step the caller gives is never changed.
@@ -331,14 +333,14 @@ def _adapted(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
         except Exception:  # noqa: BLE001  (f fails at a shorter step: the longer one's result stands)
             compared[:, again] = gradient[again], np.full(again.size, np.nan), steps[again], smaller[again]
             continue
-        moved, agree, lower = _compared(gradient[again], error[again], retry)
+        agree, lower = _compared(part, gradient[again], error[again], retry)
         # confirmed: settled within 1 %, a shorter step agrees, and the better of the two is within 1e-4
         agree &= _trusted(ev, *found[:3], steps, _SETTLED_RTOL)[again] & np.where(
             lower, _trusted(part, *retry[:3], smaller[again], _RETRY_RTOL),
             _trusted(ev, *found[:3], steps, _RETRY_RTOL)[again])
         was_doubt, was_pending, was_long = doubt[again], pending[again], long[again]
         take = (was_doubt & np.isfinite(retry[0])) | (was_pending & agree & lower) \
-            | (was_long & lower & (moved <= 2 * error[again]))
+            | (was_long & lower & _extrapolated(findings, again, retry[0], retry[1]))
         final[again[(was_doubt | was_long) & take]] = False   # shortened: it may be retried again
         confirmed[again[was_pending & agree]] = True
         doubted[again[was_doubt]] = True
@@ -378,14 +380,23 @@ def _trusted(ev: Any, gradient: np.ndarray, error: np.ndarray, rows: np.ndarray,
         return error <= rtol * np.abs(gradient) + _RETRY_ROUNDING * _rounding_of(ev, rows, steps)
 
 
-def _compared(gradient: np.ndarray, error: np.ndarray, retry: tuple) -> tuple:
-    """How far a retry moved the estimate, whether the two estimates agree within their error estimates
-    (the retry settled), and whether the retry's error estimate is lower."""
-    retried, after, findings = retry[0], retry[1], retry[4]
+def _extrapolated(findings: _Findings, again: np.ndarray, retried: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """Whether a central estimate at a step 16 times shorter lands where the estimates at h and h / 4 point,
+    as truncation would have it (h² falls 16-fold from h to h / 4): rounding hidden inside f does not."""
+    coarse, fine = findings.coarse[again], findings.fine[again]
     with np.errstate(invalid="ignore"):
-        sound = np.isfinite(retried) & np.isfinite(after) & ~findings.unresolved & ~findings.kinks
-        moved = np.abs(retried - gradient)
-        return moved, sound & (moved <= error + after), sound & (after < error)
+        return np.abs(retried - (fine + (fine - coarse) / 15)) <= np.abs(coarse - fine) / 4 + error
+
+
+def _compared(part: _Part, gradient: np.ndarray, error: np.ndarray, retry: tuple) -> tuple:
+    """Whether a retry's estimate agrees with the longer step's within both error estimates (the retry
+    settled), and whether its error estimate is lower. A retry over which f did not
+    change at all is not sound: its step is below the rounding inside f, whatever |f| suggests."""
+    retried, after, rows, findings = retry[0], retry[1], retry[2], retry[4]
+    with np.errstate(invalid="ignore"):
+        sound = np.isfinite(retried) & np.isfinite(after) & ~findings.unresolved & ~findings.kinks \
+            & np.any(rows != part.f0, axis=0)
+        return sound & (np.abs(retried - gradient) <= error + after), sound & (after < error)
 
 
 def _merged(found: tuple, retry: tuple, where: np.ndarray, taken: np.ndarray) -> tuple:

@@ -525,6 +525,23 @@ def test_a_shorter_step_that_settles_is_trusted_only_when_a_shorter_one_agrees(f
     assert r.kinks == [] and (r.unresolved == [()] or abs(r.gradient - exact) <= r.error)
 
 
+@pytest.mark.parametrize("f, x, method", [
+    (lambda w: ((w + 1e9) - (1e9 + 1.0)) ** 2, 0.3, "forward"),    # f does not change over w +- h/16
+    (lambda x: (1e10 + sg.sin(x)) - 1e10, 0.5, "central"),
+])
+def test_a_shorter_step_below_the_rounding_inside_f_is_not_trusted(f, x, method):
+    # |f| is small but f is computed next to 1e9: a step 16 times shorter sees no change, slope 0
+    r = fd_gradient(f, x, method, full_output=True)
+    assert r.unresolved == [()] and np.isnan(r.gradient)
+
+
+def test_a_central_step_is_shortened_only_where_the_estimates_converge_as_truncation_would():
+    # sin(30 x) computed next to 1e8: the estimates at h and h/4 differ by rounding, not truncation
+    f = lambda x: (1e8 + sg.sin(30 * x)) - 1e8  # noqa: E731
+    r = fd_gradient(f, 1.0, full_output=True)
+    assert r.step == default_step(1.0) and abs(r.gradient - 30 * math.cos(30.0)) <= r.error
+
+
 def test_f_failing_at_a_shorter_step_leaves_the_longer_steps_finding():
     f = lambda x: 1 / (float(x) - 0.5)  # noqa: E731   # Python floats: a ZeroDivisionError at x - h / 16
     r = fd_gradient(f, 0.5 + 2.0 ** -21, full_output=True)

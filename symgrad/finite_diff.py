@@ -390,8 +390,8 @@ def _extrapolated(findings: _Findings, again: np.ndarray, retried: np.ndarray, e
 
 def _compared(part: _Part, gradient: np.ndarray, error: np.ndarray, retry: tuple) -> tuple:
     """Whether a retry's estimate agrees with the longer step's within both error estimates (the retry
-    settled), and whether its error estimate is lower. A retry over which f did not
-    change at all is not sound: its step is below the rounding inside f, whatever |f| suggests."""
+    settled), and whether its error estimate is lower. A retry over which f did not change at all is
+    not sound: its step is below the rounding inside f, whatever |f| suggests."""
     retried, after, rows, findings = retry[0], retry[1], retry[2], retry[4]
     with np.errstate(invalid="ignore"):
         sound = np.isfinite(retried) & np.isfinite(after) & ~findings.unresolved & ~findings.kinks \

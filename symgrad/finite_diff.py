@@ -46,20 +46,20 @@ Two cases. (1) Central differences whose error estimate is over 32 times its rou
 over max(1e-5, sqrt(eps)) of the estimate and of the one-sided slopes (truncation dominates, and
 not merely at a minimum): the shorter step is kept where its error estimate is lower and its
 estimate lands where those at h and h/4 point, as truncation would have it (|f| can hide
-rounding inside f, which a shorter step magnifies), and its error estimate is then at least
-1/256 of the longer step's (truncation falls no faster). (2) Any method where the step does not settle or straddles
-a kink (not a kink at x: at a shorter step a small gap could hide in rounding): the element is
-trusted only where it settles at a shorter step within 1 %, a step 16 x 1.37 times shorter
-still (off the powers of two, so that an alias of a fast oscillation does not repeat) agrees
-within both error estimates, and the better of the two is within 1e-4; otherwise it stays
-unresolved (a pole still a few steps away converges, with a truncation error that shows). A
-retry over which f does not change at all is never trusted: its step is below the rounding
-inside f, whatever |f| suggests.
-If f raises at a shorter step, the longer step's finding stands. So float32 Richardson's 0.125
-(half a period of sin(x**5) at 1.5) becomes 0.0078, and log(x) at 1e-5, one default step from
-its pole, is right to 3e-6 instead of off by 31 %. A step the caller gives is never changed.
-Unresolved elements raise :class:`UnresolvedError`, or give NaN and ``.unresolved`` with
-``full_output=True``. Complex step is not checked: its step is tiny and nothing straddles it. With a step the caller gives, a
+rounding inside f, which a shorter step magnifies); its error estimate is then at least 1/256
+of the longer step's (truncation falls no faster). (2) Any method where the step does not
+settle or straddles a kink (not a kink at x: at a shorter step a small gap could hide in
+rounding): the element is trusted only where it settles at a shorter step within 1 %, a step
+16 x 1.37 times shorter still (off the powers of two, so that an alias of a fast oscillation
+does not repeat) agrees within both error estimates, and the better of the two is within 1e-4;
+otherwise it stays unresolved (a pole still a few steps away converges, with a truncation error
+that shows). A retry over which f does not change at all is never trusted: its step is below
+the rounding inside f, whatever |f| suggests. If f raises at a shorter step, the longer step's
+finding stands. So float32 Richardson's 0.125 (half a period of sin(x**5) at 1.5) becomes
+0.0078, and log(x) at 1e-5, one default step from its pole, is right to 3e-6 instead of off by
+31 %. A step the caller gives is never changed. Unresolved elements raise
+:class:`UnresolvedError`, or give NaN and ``.unresolved`` with ``full_output=True``. Complex
+step is not checked: its step is tiny and nothing straddles it. With a step the caller gives, a
 pole a few steps away is resolved (the differences converge) though the estimate is off:
 ``FDResult.error`` says by how much, an estimate that forward, backward and central
 differences now get from the same data, without extra evaluations.
@@ -317,9 +317,10 @@ def _adapted(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
     compared = np.full((4, layout.n), np.nan)   # the last two estimates compared, and their steps
     for _ in range(_RETRIES):
         gradient, error, rows, _, findings = found
+        rounding = _rounding_of(ev, rows, steps)
         doubt = findings.unresolved | findings.straddled
         pending = doubted & ~doubt & ~findings.kinks & ~confirmed      # settled at a shorter step: confirm it
-        long = ~doubted & ~doubt & ~findings.kinks & _too_long(ev, method, found, steps)
+        long = ~doubted & ~doubt & ~findings.kinks & _too_long(ev, method, found, steps, rounding)
         # a confirming step off the powers of two: an alias of a fast oscillation does not repeat on it
         smaller = layout.representable(steps / np.where(pending, _RETRY_SHRINK * _CONFIRM_SKEW, _RETRY_SHRINK))
         fits = layout.perturbed(np.arange(layout.n), smaller) != layout.flat
@@ -335,9 +336,10 @@ def _adapted(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
             continue
         agree, lower = _compared(part, gradient[again], error[again], retry)
         # confirmed: settled within 1 %, a shorter step agrees, and the better of the two is within 1e-4
-        agree &= _trusted(ev, *found[:3], steps, _SETTLED_RTOL)[again] & np.where(
-            lower, _trusted(part, *retry[:3], smaller[again], _RETRY_RTOL),
-            _trusted(ev, *found[:3], steps, _RETRY_RTOL)[again])
+        before = gradient[again], error[again], rounding[again]
+        agree &= _trusted(*before, _SETTLED_RTOL) & np.where(
+            lower, _trusted(*retry[:2], _rounding_of(part, retry[2], smaller[again]), _RETRY_RTOL),
+            _trusted(*before, _RETRY_RTOL))
         was_doubt, was_pending, was_long = doubt[again], pending[again], long[again]
         take = (was_doubt & np.isfinite(retry[0])) | (was_pending & agree & lower) \
             | (was_long & lower & _extrapolated(findings, again, retry[0], retry[1]))
@@ -359,7 +361,7 @@ def _adapted(ev: _Evaluator, method: str, steps: np.ndarray) -> tuple:
     return steps, found
 
 
-def _too_long(ev: _Evaluator, method: str, found: tuple, steps: np.ndarray) -> np.ndarray:
+def _too_long(ev: _Evaluator, method: str, found: tuple, steps: np.ndarray, rounding: np.ndarray) -> np.ndarray:
     """Where a central step's error estimate shows truncation far above rounding (32 times its rounding
     term) and above max(1e-5, sqrt(eps)) of the estimate and of the one-sided slopes (so not at a
     minimum, where the gradient is ~0 and the slopes are not)."""
@@ -369,15 +371,14 @@ def _too_long(ev: _Evaluator, method: str, found: tuple, steps: np.ndarray) -> n
     forward, backward, _ = _slopes(ev.f0, rows[0], rows[1], steps)
     scale = np.fmax(np.abs(gradient), np.fmax(np.abs(forward), np.abs(backward)))
     with np.errstate(invalid="ignore"):
-        return (error > _LONG_STEP * _rounding_of(ev, rows, steps)) \
+        return (error > _LONG_STEP * rounding) \
             & (error > np.fmax(_LONG_RTOL, np.sqrt(ev.layout.eps)) * scale)
 
 
-def _trusted(ev: Any, gradient: np.ndarray, error: np.ndarray, rows: np.ndarray, steps: np.ndarray,
-             rtol: float) -> np.ndarray:
-    """Whether an estimate's error estimate is within ``rtol`` of it, or mostly rounding."""
+def _trusted(gradient: np.ndarray, error: np.ndarray, rounding: np.ndarray, rtol: float) -> np.ndarray:
+    """Whether an estimate's error estimate is within ``rtol`` of it, or mostly its ``rounding`` term."""
     with np.errstate(invalid="ignore"):
-        return error <= rtol * np.abs(gradient) + _RETRY_ROUNDING * _rounding_of(ev, rows, steps)
+        return error <= rtol * np.abs(gradient) + _RETRY_ROUNDING * rounding
 
 
 def _extrapolated(findings: _Findings, again: np.ndarray, retried: np.ndarray, error: np.ndarray) -> np.ndarray:
@@ -1073,10 +1074,10 @@ def _unresolved_error(layout: _Layout, method: str, found: _Findings) -> Unresol
     more = f" (and {where.size - 1} more elements)" if where.size > 1 else ""
     return UnresolvedError(
         f"finite differences do not settle at {layout.label(i)}={layout.flat[i]:g}{more}: the "
-        f"{method if found.own[i] else 'central'} estimate is {found.coarse[i]:.3g} at h={found.coarse_h[i]:.3g} "
-        f"and {found.fine[i]:.3g} at h={found.fine_h[i]:.3g}; f changes on a scale smaller than the step (a pole, "
-        f"an infinite slope or a steep feature near x): try a smaller h, or pass full_output=True to get NaN there and the list "
-        f"in .unresolved", [layout.element(k) for k in where])
+        f"{method if found.own[i] else 'central'} estimate is {found.coarse[i]:.3g} at "
+        f"h={found.coarse_h[i]:.3g} and {found.fine[i]:.3g} at h={found.fine_h[i]:.3g}; f changes on a scale "
+        f"smaller than the step (a pole, an infinite slope or a steep feature near x): try a smaller h, or pass "
+        f"full_output=True to get NaN there and the list in .unresolved", [layout.element(k) for k in where])
 
 
 # --- steps and options ----------------------------------------------------------------------------

@@ -34,20 +34,20 @@ MATMUL_N = 2048
 # --- shared data -----------------------------------------------------------------------------
 
 
-def mlp_data(batch: int) -> tuple:
+def mlp_data(batch: int, hidden: int = 256) -> tuple:
     """The MLP's inputs, labels and initial weights (W1, b1, W2, b2), float32, the same for every peer.
 
     Example:
         >>> x, y, (w1, b1, w2, b2) = mlp_data(8)
-        >>> x.shape, y.shape, w1.dtype
-        ((8, 784), (8,), dtype('float32'))
+        >>> x.shape, y.shape, w1.shape, w1.dtype
+        ((8, 784), (8,), (784, 256), dtype('float32'))
     """
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 784)).astype(np.float32)
     y = rng.integers(0, 10, size=batch)
-    w1 = (rng.standard_normal((784, 256)) / np.sqrt(784)).astype(np.float32)
-    w2 = (rng.standard_normal((256, 10)) / np.sqrt(256)).astype(np.float32)
-    return x, y, (w1, np.zeros(256, np.float32), w2, np.zeros(10, np.float32))
+    w1 = (rng.standard_normal((784, hidden)) / np.sqrt(784)).astype(np.float32)
+    w2 = (rng.standard_normal((hidden, 10)) / np.sqrt(hidden)).astype(np.float32)
+    return x, y, (w1, np.zeros(hidden, np.float32), w2, np.zeros(10, np.float32))
 
 
 def vector() -> np.ndarray:
@@ -60,15 +60,15 @@ def vector() -> np.ndarray:
     return np.linspace(-1.0, 1.0, 16)
 
 
-def square() -> tuple:
-    """The matmul case's operands A, B and output cotangent G, float32 of shape (2048, 2048).
+def square(n: int = MATMUL_N) -> tuple:
+    """The matmul case's operands A, B and output cotangent G, float32 of shape (n, n).
 
     Example:
-        >>> [m.dtype.name for m in square()]
+        >>> [m.dtype.name for m in square(4)]
         ['float32', 'float32', 'float32']
     """
     rng = np.random.default_rng(1)
-    return tuple(rng.standard_normal((MATMUL_N, MATMUL_N), dtype=np.float32) for _ in range(3))
+    return tuple(rng.standard_normal((n, n), dtype=np.float32) for _ in range(3))
 
 
 def checked(work, value=float, ops: int | None = None):
@@ -89,26 +89,28 @@ def checked(work, value=float, ops: int | None = None):
 # --- MLP training step -------------------------------------------------------------------------
 
 
-def numpy_mlp(batch: int):
-    """One MLP step written by hand (forward, backward, SGD update): the floor.
+def numpy_mlp(batch: int, hidden: int = 256, xp=np):
+    """One MLP step written by hand (forward, backward, SGD update) with the array module ``xp``: the floor.
 
     Example:
         >>> round(numpy_mlp(8).extra["check"], 4)      # the first step's loss, as for every peer
         2.4333
     """
-    x, y, (w1, b1, w2, b2) = mlp_data(batch)
-    rows = np.arange(batch)
+    x, y, params = mlp_data(batch, hidden)
+    x, y = xp.asarray(x), xp.asarray(y)
+    w1, b1, w2, b2 = (xp.asarray(a) for a in params)
+    rows = xp.arange(batch)
 
     def step():
         h = x @ w1
         h += b1
-        np.tanh(h, out=h)
+        xp.tanh(h, out=h)
         logits = h @ w2
         logits += b2
         shifted = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
+        e = xp.exp(shifted)
         total = e.sum(axis=1, keepdims=True)
-        loss = (np.log(total).sum() - shifted[rows, y].sum()) / batch
+        loss = (xp.log(total).sum() - shifted[rows, y].sum()) / batch
         d_logits = e / total                          # the softmax, then minus the one-hot labels
         d_logits[rows, y] -= 1
         d_logits *= 1 / batch
@@ -121,12 +123,14 @@ def numpy_mlp(batch: int):
     return checked(step)
 
 
-def symgrad_mlp(batch: int):
+def symgrad_mlp(batch: int, hidden: int = 256, device: str = "cpu"):
     """One MLP step on symgrad's engine: ``sg.cross_entropy``, ``backward()``, SGD on ``.data``."""
     import symgrad as sg
+    from symgrad.backend import to_device
 
-    x, y, arrays = mlp_data(batch)
-    params = [sg.tensor(a, requires_grad=True) for a in arrays]
+    x, y, arrays = mlp_data(batch, hidden)
+    x, y = to_device(x, device), to_device(y, device)
+    params = [sg.tensor(a, requires_grad=True, device=device) for a in arrays]
     w1, b1, w2, b2 = params
 
     def step():
@@ -140,14 +144,14 @@ def symgrad_mlp(batch: int):
     return checked(step)
 
 
-def torch_mlp(batch: int):
-    """One MLP step in PyTorch on the CPU, one thread."""
+def torch_mlp(batch: int, hidden: int = 256, device: str = "cpu"):
+    """One MLP step in PyTorch, one CPU thread, on the CPU or ``device="cuda"``."""
     import torch
 
     torch.set_num_threads(1)
-    x, y, arrays = mlp_data(batch)
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
-    params = [torch.from_numpy(a).requires_grad_() for a in arrays]
+    x, y, arrays = mlp_data(batch, hidden)
+    x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    params = [torch.from_numpy(a).to(device).requires_grad_() for a in arrays]
     w1, b1, w2, b2 = params
 
     def step():
@@ -187,12 +191,12 @@ def autograd_mlp(batch: int):
     return checked(step)
 
 
-def jax_mlp(batch: int, jit: bool):
+def jax_mlp(batch: int, jit: bool, hidden: int = 256):
     """One MLP step in JAX: ``value_and_grad`` and the update, jitted (weights donated) or eager."""
     import jax
     import jax.numpy as jnp
 
-    x, y, arrays = mlp_data(batch)
+    x, y, arrays = mlp_data(batch, hidden)
     x, y = jnp.asarray(x), jnp.asarray(y)
     state = {"params": [jnp.asarray(a) for a in arrays]}
 
@@ -218,8 +222,8 @@ def jax_mlp(batch: int, jit: bool):
 # --- per-op overhead and the long chain ------------------------------------------------------------
 
 
-def numpy_chain(steps: int, affine: bool):
-    """The chain of tanh written by hand: forward keeping each output, then backward.
+def numpy_chain(steps: int, affine: bool, xp=np):
+    """The chain of tanh written by hand with the array module ``xp``: forward keeping each output, then backward.
 
     ``affine`` makes each step ``tanh(x*1.01 + 0.1)`` (three ops) instead of ``tanh(x)``.
 
@@ -227,7 +231,7 @@ def numpy_chain(steps: int, affine: bool):
         >>> numpy_chain(3, affine=False).ops
         3
     """
-    x0 = vector()
+    x0 = xp.asarray(vector())
     scale = 1.01 if affine else 1.0
     shift = 0.1 if affine else 0.0
 
@@ -235,9 +239,9 @@ def numpy_chain(steps: int, affine: bool):
         outs = []
         x = x0
         for _ in range(steps):
-            x = np.tanh(x * scale + shift) if affine else np.tanh(x)
+            x = xp.tanh(x * scale + shift) if affine else xp.tanh(x)
             outs.append(x)
-        g = np.ones_like(x)
+        g = xp.ones_like(x)
         for out in reversed(outs):
             g = g * (1 - out * out)
             if affine:
@@ -247,8 +251,10 @@ def numpy_chain(steps: int, affine: bool):
     return checked(run, value=lambda g: float(g.sum()), ops=3 * steps if affine else steps)
 
 
-def recorded_chain(tensor, tanh, steps: int, affine: bool):
+def recorded_chain(tensor, tanh, steps: int, affine: bool, **device):
     """The chain of tanh recorded by an engine with PyTorch's interface (``tensor``, ``tanh``), then ``backward()``.
+
+    ``device`` (``device="gpu"`` say) goes to ``tensor``.
 
     Example:
         >>> import symgrad as sg
@@ -258,7 +264,7 @@ def recorded_chain(tensor, tanh, steps: int, affine: bool):
     x0 = vector()
 
     def run():
-        x0t = tensor(x0, requires_grad=True)
+        x0t = tensor(x0, requires_grad=True, **device)
         x = x0t
         for _ in range(steps):
             x = tanh(x * 1.01 + 0.1) if affine else tanh(x)
@@ -268,19 +274,19 @@ def recorded_chain(tensor, tanh, steps: int, affine: bool):
     return checked(run, value=lambda g: float(g.sum()), ops=3 * steps if affine else steps)
 
 
-def symgrad_chain(steps: int, affine: bool):
+def symgrad_chain(steps: int, affine: bool, device: str = "cpu"):
     """The chain of tanh recorded by symgrad's engine, then ``backward()``."""
     import symgrad as sg
 
-    return recorded_chain(sg.tensor, sg.tanh, steps, affine)
+    return recorded_chain(sg.tensor, sg.tanh, steps, affine, device=device)
 
 
-def torch_chain(steps: int, affine: bool):
+def torch_chain(steps: int, affine: bool, device: str = "cpu"):
     """The chain of tanh in PyTorch, then ``backward()``."""
     import torch
 
     torch.set_num_threads(1)
-    return recorded_chain(torch.tensor, torch.tanh, steps, affine)
+    return recorded_chain(torch.tensor, torch.tanh, steps, affine, device=device)
 
 
 def _chain_function(tanh, total, steps: int, affine: bool):
@@ -320,9 +326,9 @@ def jax_chain(steps: int, affine: bool, jit: bool):
 # --- matmul forward and backward ----------------------------------------------------------------------
 
 
-def numpy_matmul():
-    """A @ B and its two gradients G @ B.T and A.T @ G, by hand: the floor."""
-    a, b, g = square()
+def numpy_matmul(n: int = MATMUL_N, xp=np):
+    """A @ B and its two gradients G @ B.T and A.T @ G, by hand with the array module ``xp``: the floor."""
+    a, b, g = (xp.asarray(m) for m in square(n))
 
     def run():
         a @ b
@@ -348,21 +354,21 @@ def recorded_matmul(a, b, g):
     return checked(run, value=lambda grads: float(grads[0][0, :8].sum()))
 
 
-def symgrad_matmul():
+def symgrad_matmul(n: int = MATMUL_N, device: str = "cpu"):
     """A @ B on symgrad's engine, then ``backward(G)``."""
     import symgrad as sg
+    from symgrad.backend import to_device
 
-    a_array, b_array, g = square()
-    a, b = sg.tensor(a_array, requires_grad=True), sg.tensor(b_array, requires_grad=True)
-    return recorded_matmul(a, b, g)
+    a, b, g = (to_device(m, device) for m in square(n))
+    return recorded_matmul(sg.tensor(a, requires_grad=True), sg.tensor(b, requires_grad=True), g)
 
 
-def torch_matmul():
+def torch_matmul(n: int = MATMUL_N, device: str = "cpu"):
     """A @ B in PyTorch, then ``backward(G)``."""
     import torch
 
     torch.set_num_threads(1)
-    a, b, g = (torch.from_numpy(m) for m in square())
+    a, b, g = (torch.from_numpy(m).to(device) for m in square(n))
     a.requires_grad_()
     b.requires_grad_()
     return recorded_matmul(a, b, g)
@@ -382,12 +388,12 @@ def autograd_matmul():
     return checked(run, value=lambda grads: float(grads[0][0, :8].sum()))
 
 
-def jax_matmul(jit: bool):
+def jax_matmul(jit: bool, n: int = MATMUL_N):
     """A @ B through ``jax.vjp``, applied to G, jitted or eager."""
     import jax
     import jax.numpy as jnp
 
-    a, b, g = (jnp.asarray(m) for m in square())
+    a, b, g = (jnp.asarray(m) for m in square(n))
 
     def vjp(a, b, g):
         _, pullback = jax.vjp(jnp.matmul, a, b)

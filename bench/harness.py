@@ -162,11 +162,12 @@ def _format_seconds(seconds: float) -> str:
 
 
 def main(cases: Mapping[str, Mapping[str, Callable]], baseline: str, title: str = "",
-         columns: tuple = ()) -> list:
+         columns: tuple = (), clock: str = "cpu") -> list:
     """Command-line entry of a benchmark script: run every case and peer, print a Markdown table.
 
     ``columns`` names extra figures a peer reports through its ``extra`` attribute
-    (say ``max_error``); they are printed after the time. Returns the rows.
+    (say ``max_error``); they are printed after the time. ``clock`` is the default of
+    ``--clock`` ("wall" where the work runs on a GPU). Returns the rows.
     """
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _child(*sys.argv[2:5], float(sys.argv[5]), *sys.argv[6:7])
@@ -178,9 +179,9 @@ def main(cases: Mapping[str, Mapping[str, Callable]], baseline: str, title: str 
     parser.add_argument("--rounds", type=int, default=3,
                         help="processes per peer, interleaved with the other peers' (default 3); the one with "
                              "the lowest median is kept, so that a burst of load on the machine skews no ratio")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
-                        help="cpu: each process's CPU time (default; steadier on a machine others use too), "
-                             "wall: elapsed time")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default=clock,
+                        help=f"cpu: each process's CPU time (steadier on a machine others use too), "
+                             f"wall: elapsed time (default: {clock})")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     _check_names(parser, "case", args.case, cases)

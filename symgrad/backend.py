@@ -120,19 +120,38 @@ def to_device(array: Any, device: str) -> Any:
     return array
 
 
-def scatter_add(target: Any, index: Any, values: Any) -> None:
-    """Add ``values`` into ``target[index]`` in place, accumulating repeated indices.
+
+_HOST_COPY_LIMIT = 1 << 16      # below this many elements, copying a GPU array beats reducing it on the device
+
+
+def extremes(array: Any) -> tuple:
+    """The smallest and largest entries of a non-empty array, read from a GPU in one transfer.
 
     Example:
-        >>> t = np.zeros(3)
-        >>> scatter_add(t, np.array([0, 0, 2]), np.ones(3))
-        >>> t
-        array([2., 0., 1.])
+        >>> [int(v) for v in extremes(np.array([3, -1, 2]))]
+        [-1, 3]
     """
-    xp = xp_of(target)
+    xp = xp_of(array)
     if xp is np:
-        np.add.at(target, index, values)
-    else:
-        import cupyx  # noqa: PLC0415  (ships with CuPy)
+        return array.min(), array.max()
+    host = (array if array.size <= _HOST_COPY_LIMIT else xp.stack((array.min(), array.max()))).get()
+    return host.min(), host.max()
 
-        cupyx.scatter_add(target, index, values)
+
+def check_index(shape: tuple, index: Any) -> None:
+    """Raise NumPy's IndexError where ``index`` does not fit an array of ``shape`` on the GPU.
+
+    CuPy wraps out-of-range integer-array indices around instead of raising, which
+    would be a silent wrong answer; NumPy validates the index here on an array of
+    ``shape`` that holds no data. Only indices holding arrays travel to the host.
+
+    Example:
+        >>> check_index((3,), np.array([0, 3]))
+        Traceback (most recent call last):
+        ...
+        IndexError: index 3 is out of bounds for axis 0 with size 3
+    """
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(hasattr(part, "shape") and part.ndim for part in parts):
+        host = tuple(to_device(part, "cpu") if hasattr(part, "shape") else part for part in parts)
+        np.broadcast_to(np.empty((), np.bool_), shape)[host if isinstance(index, tuple) else host[0]]

@@ -275,9 +275,10 @@ np.array([...]) of ints, or probabilities of the logits' shape (2, 3)
         if shape != logits_shape[:-1]:
             raise ValueError(f"cross_entropy: labels of shape {shape} do not match logits of shape "
                              f"{logits_shape}; expected {logits_shape[:-1]}")
-        if target.size and (target.min() < 0 or target.max() >= logits_shape[-1]):
+        low, high = backend.extremes(target) if target.size else (0, 0)
+        if low < 0 or high >= logits_shape[-1]:
             raise ValueError(f"cross_entropy: class labels must lie in [0, {logits_shape[-1] - 1}], "
-                             f"got {int(target.min())}..{int(target.max())}")
+                             f"got {int(low)}..{int(high)}")
     elif shape == logits_shape[:-1]:
         raise ValueError(f"cross_entropy: class labels must be integers, got {target.dtype} of shape {shape}; "
                          f"pass np.array([...]) of ints, or probabilities of the logits' shape {logits_shape}")

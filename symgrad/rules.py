@@ -352,8 +352,9 @@ defrule("max", _max, _max_vjp)
 
 
 def _getitem_vjp(g: Any, out: Any, x: Any, index: Any = None) -> Any:
-    grad = backend.xp_of(g).zeros(x.shape, dtype=g.dtype)
-    backend.scatter_add(grad, index, g)           # repeated indices accumulate
+    xp = backend.xp_of(g)
+    grad = xp.zeros(x.shape, dtype=g.dtype)
+    xp.add.at(grad, index, g)                       # repeated indices accumulate (CuPy: since 12.1)
     return grad
 
 

@@ -371,7 +371,10 @@ class Tensor:
     def __ge__(self, other): return self.data >= _data(other)
 
     def __getitem__(self, index):
-        return apply(RULES["getitem"], self, index=_index(index))
+        index = _index(index)
+        if type(self.data) is not np.ndarray:
+            backend.check_index(self.shape, index)      # CuPy would wrap an index out of range around
+        return apply(RULES["getitem"], self, index=index)
 
     # --- methods named like NumPy's -------------------------------------------------
     def sum(self, axis=None, keepdims=False, **numpy_only) -> "Tensor":

@@ -111,3 +111,56 @@ def test_cupy_arrays_are_recognised_once_cupy_is_imported_by_anyone(monkeypatch)
     assert backend.xp_of(fake_cupy.ndarray()) is fake_cupy
     assert backend.device_of(fake_cupy.ndarray()) == "gpu"
     assert backend.xp_of(np.ones(2)) is np and backend.device_of(1.0) == "cpu"
+
+
+@pytest.mark.parametrize("shape, index", [
+    ((3,), np.array([0, 3])),
+    ((3,), np.array([-4])),
+    ((3, 4), (slice(None), np.array([1, 4]))),
+    ((3, 4), (Ellipsis, np.array([[0], [-5]]))),
+    ((3, 4), (np.array([True, False]),)),
+])
+def test_an_index_out_of_range_is_numpys_index_error(shape, index):
+    with pytest.raises(IndexError):
+        backend.check_index(shape, index)
+    with pytest.raises(IndexError):
+        np.zeros(shape)[index]
+
+
+@pytest.mark.parametrize("shape, index", [
+    ((3,), np.array([0, -3, 2, 2])), ((3, 4), (slice(1, None), np.array([3, -4]))), ((3, 4), 2),
+    ((3, 4), (np.array([True, False, True]), slice(None))), ((3, 4), (None, Ellipsis, np.array([0])))])
+def test_an_index_in_range_passes(shape, index):
+    backend.check_index(shape, index)
+    assert np.zeros(shape)[index].size
+
+
+def test_extremes_of_an_array():
+    values = RNG.integers(-50, 50, size=(4, 5))
+    assert tuple(map(int, backend.extremes(values))) == (values.min(), values.max())
+
+
+@needs_gpu
+@pytest.mark.parametrize("make_index", [lambda cupy: cupy.array([1, 3]), lambda cupy: np.array([-4]),
+                                        lambda cupy: (slice(None), cupy.array([0, 2]))])
+def test_gpu_index_out_of_range_raises_as_on_the_cpu(make_index):
+    """CuPy itself would wrap these around; a Tensor raises NumPy's IndexError instead."""
+    t = sg.tensor(np.arange(6.0).reshape(3, 2) if isinstance(make_index(np), tuple) else np.arange(3.0),
+                  device="gpu", requires_grad=True)
+    with pytest.raises(IndexError, match="out of bounds"):
+        t[make_index(backend.cupy_module())]
+
+
+@needs_gpu
+@pytest.mark.parametrize("rows", [5, 70_000])          # labels copied to the host, or reduced on the GPU first
+def test_gpu_cross_entropy_labels_out_of_range_are_refused(rows):
+    cupy = backend.cupy_module()
+    logits = sg.tensor(np.zeros((rows, 3), np.float32), device="gpu", requires_grad=True)
+    labels = cupy.zeros(rows, dtype=cupy.int64)
+    assert float(sg.cross_entropy(logits, labels)) == pytest.approx(np.log(3), rel=1e-6)
+    labels[rows // 2] = 3
+    with pytest.raises(ValueError, match=r"lie in \[0, 2\], got 0\.\.3"):
+        sg.cross_entropy(logits, labels)
+    labels[rows // 2] = -1
+    with pytest.raises(ValueError, match=r"got -1\.\.0"):
+        sg.cross_entropy(logits, labels)

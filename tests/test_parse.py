@@ -204,7 +204,6 @@ ABSURD = [
     "-" * 5_000 + "x",                            # 5,000 nested operations
     "exp(" * (MAX_DEPTH + 1) + "x" + ")" * (MAX_DEPTH + 1),
     "x**" * 2_000 + "x",
-    "+".join(["x"] * 4_000),
     "1" * 5_000,
 ]
 
@@ -214,6 +213,18 @@ def test_absurd_text_is_refused_with_a_parse_error(text):
     with pytest.raises(ParseError) as info:
         parse(text)
     assert 1 <= info.value.column <= max(len(text), MAX_LENGTH + 1)
+
+
+@pytest.mark.parametrize("terms", [1_000, 4_000, 5_000])
+def test_a_long_flat_sum_is_its_value_or_a_parse_error_naming_the_nesting(terms):
+    """How deep a chain CPython's own parser takes depends on its version (3.11 stops near 3,000 terms,
+    3.13 goes past 4,000); either way the answer is right or refused, never a crash."""
+    try:
+        parsed = parse("+".join(["x"] * terms))
+    except ParseError as err:
+        assert "too deeply nested for the parser" in str(err) and err.column == 1
+    else:
+        assert parsed == terms * x
 
 
 def test_absurd_text_in_a_fresh_interpreter_neither_crashes_nor_hangs():

@@ -396,8 +396,8 @@ def jax_matmul(jit: bool, n: int = MATMUL_N):
     a, b, g = (jnp.asarray(m) for m in square(n))
 
     def vjp(a, b, g):
-        _, pullback = jax.vjp(jnp.matmul, a, b)
-        return pullback(g)
+        out, pullback = jax.vjp(jnp.matmul, a, b)
+        return (*pullback(g), out)        # the product too, as every peer makes it: jit would drop it unused
 
     if jit:
         vjp = jax.jit(vjp)

@@ -5,7 +5,7 @@ wall clock (a GPU's work is not the process's CPU time):
 
 - ``mlp step b128``: the CPU benchmark's 784-256-10 tanh MLP step, float32, batch 128: a few
   microseconds of GPU work per kernel, so what it measures is each engine's launch overhead;
-- ``mlp step b8192 h4096``: the same step with 4,096 hidden units at batch 8,192 (about 160
+- ``mlp step b8192 h4096``: the same step with 4,096 hidden units at batch 8,192 (about 107
   GFLOP): the GPU's arithmetic dominates;
 - ``per-op 3000``: 1,000 times ``x = tanh(x*1.01 + 0.1)`` on 16 float64s, then sum and backward;
 - ``matmul 8192``: an 8192x8192 float32 matmul, forward and backward (a VJP).
@@ -16,7 +16,7 @@ library or GPU is missing is skipped and said so.
 
 Example::
 
-    python bench/bench_gpu.py                          # every case and peer, about 3 minutes
+    python bench/bench_gpu.py                          # every case and peer, about 8 minutes
     python bench/bench_gpu.py --case "mlp step b128" --peer symgrad
 """
 from __future__ import annotations

@@ -141,17 +141,40 @@ def extremes(array: Any) -> tuple:
 def check_index(shape: tuple, index: Any) -> None:
     """Raise NumPy's IndexError where ``index`` does not fit an array of ``shape`` on the GPU.
 
-    CuPy wraps out-of-range integer-array indices around instead of raising, which
-    would be a silent wrong answer; NumPy validates the index here on an array of
-    ``shape`` that holds no data. Only indices holding arrays travel to the host.
+    CuPy checks integer scalars itself but wraps any other out-of-range integer index
+    around (an index array, a 0-d array, a nested tuple), which would be a silent wrong
+    answer. NumPy validates such an index here on an array of ``shape`` that holds no
+    data, every slice and every axis left out made empty, so that nothing is allocated
+    for them. Only the parts of the index that are arrays travel to the host.
 
     Example:
-        >>> check_index((3,), np.array([0, 3]))
+        >>> check_index((3, 4), (slice(None), np.array([0, 4])))
         Traceback (most recent call last):
         ...
-        IndexError: index 3 is out of bounds for axis 0 with size 3
+        IndexError: index 4 is out of bounds for axis 1 with size 4
     """
-    parts = index if isinstance(index, tuple) else (index,)
-    if any(hasattr(part, "shape") and part.ndim for part in parts):
-        host = tuple(to_device(part, "cpu") if hasattr(part, "shape") else part for part in parts)
-        np.broadcast_to(np.empty((), np.bool_), shape)[host if isinstance(index, tuple) else host[0]]
+    parts = list(index) if isinstance(index, tuple) else [index]
+    if all(_checked_by_cupy(part) for part in parts):
+        return
+    parts = [to_device(part, "cpu") if hasattr(part, "shape") else part for part in parts]
+    if sum(part is Ellipsis for part in parts) <= 1:      # else NumPy's own error says what is wrong
+        left_out = max(len(shape) - sum(_axes_indexed(part) for part in parts), 0)
+        at = next((i for i, part in enumerate(parts) if part is Ellipsis), len(parts))
+        parts[at:at + 1] = [slice(0, 0)] * left_out
+        parts = [slice(0, 0) if isinstance(part, slice) else part for part in parts]
+    np.broadcast_to(np.empty((), np.bool_), shape)[tuple(parts)]
+
+
+def _checked_by_cupy(part: Any) -> bool:
+    """True for the parts of an index that CuPy bounds-checks or that need no check."""
+    return part is None or part is Ellipsis or isinstance(part, slice) or (
+        isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_)))
+
+
+def _axes_indexed(part: Any) -> int:
+    """How many axes of the array one part of an index consumes (a boolean mask: its number of dimensions)."""
+    if part is None or part is Ellipsis:
+        return 0
+    if isinstance(part, slice):
+        return 1
+    return np.ndim(part) if np.asarray(part).dtype == np.bool_ else 1

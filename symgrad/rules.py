@@ -354,7 +354,7 @@ defrule("max", _max, _max_vjp)
 def _getitem_vjp(g: Any, out: Any, x: Any, index: Any = None) -> Any:
     xp = backend.xp_of(g)
     grad = xp.zeros(x.shape, dtype=g.dtype)
-    xp.add.at(grad, index, g)                       # repeated indices accumulate (CuPy: since 12.1)
+    xp.add.at(grad, index, g)                       # repeated indices accumulate (CuPy: since 12)
     return grad
 
 

@@ -372,7 +372,7 @@ class Tensor:
 
     def __getitem__(self, index):
         index = _index(index)
-        if type(self.data) is not np.ndarray:
+        if type(self.data) is not np.ndarray and backend.xp_of(self.data) is not np:
             backend.check_index(self.shape, index)      # CuPy would wrap an index out of range around
         return apply(RULES["getitem"], self, index=index)
 

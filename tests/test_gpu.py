@@ -116,6 +116,9 @@ def test_cupy_arrays_are_recognised_once_cupy_is_imported_by_anyone(monkeypatch)
 @pytest.mark.parametrize("shape, index", [
     ((3,), np.array([0, 3])),
     ((3,), np.array([-4])),
+    ((3,), np.array(3)),
+    ((3, 4), (0, np.array(7))),
+    ((3,), ((5, 0),)),
     ((3, 4), (slice(None), np.array([1, 4]))),
     ((3, 4), (Ellipsis, np.array([[0], [-5]]))),
     ((3, 4), (np.array([True, False]),)),
@@ -142,6 +145,7 @@ def test_extremes_of_an_array():
 
 @needs_gpu
 @pytest.mark.parametrize("make_index", [lambda cupy: cupy.array([1, 3]), lambda cupy: np.array([-4]),
+                                        lambda cupy: cupy.array(3),
                                         lambda cupy: (slice(None), cupy.array([0, 2]))])
 def test_gpu_index_out_of_range_raises_as_on_the_cpu(make_index):
     """CuPy itself would wrap these around; a Tensor raises NumPy's IndexError instead."""

@@ -215,10 +215,11 @@ def test_absurd_text_is_refused_with_a_parse_error(text):
     assert 1 <= info.value.column <= max(len(text), MAX_LENGTH + 1)
 
 
-@pytest.mark.parametrize("terms", [1_000, 4_000, 5_000])
+@pytest.mark.parametrize("terms", [4_000, 5_000])
 def test_a_long_flat_sum_is_its_value_or_a_parse_error_naming_the_nesting(terms):
     """How deep a chain CPython's own parser takes depends on its version (3.11 stops near 3,000 terms,
     3.13 goes past 4,000); either way the answer is right or refused, never a crash."""
+    assert parse("+".join(["x"] * 1_000)) == 1_000 * x
     try:
         parsed = parse("+".join(["x"] * terms))
     except ParseError as err:

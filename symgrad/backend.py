@@ -120,7 +120,6 @@ def to_device(array: Any, device: str) -> Any:
     return array
 
 
-
 _HOST_COPY_LIMIT = 1 << 16      # below this many elements, copying a GPU array beats reducing it on the device
 
 

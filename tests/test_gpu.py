@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import symgrad as sg
 from symgrad import backend
@@ -136,6 +138,32 @@ def test_an_index_out_of_range_is_numpys_index_error(shape, index):
 def test_an_index_in_range_passes(shape, index):
     backend.check_index(shape, index)
     assert np.zeros(shape)[index].size
+
+
+_SMALL = st.integers(-6, 6)
+_ARRAY_PARTS = st.one_of(                     # the parts CuPy would not bounds-check
+    _SMALL.map(np.array),
+    st.lists(_SMALL, max_size=3).map(lambda v: np.array(v, dtype=np.intp)),
+    st.lists(st.booleans(), min_size=1, max_size=4).map(np.array),
+    st.tuples(_SMALL, _SMALL),
+)
+_OTHER_PARTS = st.one_of(st.none(), st.just(Ellipsis), _SMALL,
+                         st.builds(slice, st.none() | _SMALL, st.none() | _SMALL, st.sampled_from([None, 1, -1, 2])))
+
+
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
+       parts=st.tuples(_ARRAY_PARTS, st.lists(_OTHER_PARTS | _ARRAY_PARTS, max_size=2)), position=st.integers(0, 2))
+def test_check_index_refuses_exactly_what_numpy_refuses(shape, parts, position):
+    """An index holding an array (what CuPy would wrap around) passes the check exactly when NumPy takes it."""
+    first, rest = parts
+    index = tuple(rest[:position]) + (first,) + tuple(rest[position:])
+    try:
+        np.zeros(shape)[index]
+    except (IndexError, ValueError) as numpy_error:
+        with pytest.raises(type(numpy_error)):
+            backend.check_index(shape, index)
+    else:
+        backend.check_index(shape, index)
 
 
 def test_extremes_of_an_array():

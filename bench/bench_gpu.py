@@ -30,27 +30,22 @@ from harness import main
 BIG_MATMUL_N = 8192
 
 
-def synchronised(setup, sync):
-    """``setup``'s work, made to wait for the device at the end of each call.
+def synchronised(work, sync):
+    """``work``, made to wait for the device at the end of each call (its figures kept).
 
     Example:
         >>> calls = []
-        >>> work = synchronised(lambda: lambda: calls.append("work"), lambda: calls.append("sync"))()
-        >>> work(), calls
+        >>> call = synchronised(lambda: calls.append("work"), lambda: calls.append("sync"))
+        >>> call(), calls
         (None, ['work', 'sync'])
     """
-    def setup_synchronised():
-        work = setup()
+    def call():
+        result = work()
+        sync()
+        return result
 
-        def call():
-            result = work()
-            sync()
-            return result
-
-        call.__dict__.update(work.__dict__)          # the ``extra`` and ``ops`` figures
-        return call
-
-    return setup_synchronised
+    call.__dict__.update(work.__dict__)          # the ``extra`` and ``ops`` figures
+    return call
 
 
 def on_cupy(setup):
@@ -59,7 +54,7 @@ def on_cupy(setup):
         import cupy
 
         cupy.cuda.runtime.getDeviceCount()
-        return synchronised(lambda: setup(cupy), cupy.cuda.get_current_stream().synchronize)()
+        return synchronised(setup(cupy), cupy.cuda.get_current_stream().synchronize)
 
     return setup_with_cupy
 
@@ -71,7 +66,7 @@ def on_cuda(setup):
 
         if not torch.cuda.is_available():
             raise ImportError("torch with CUDA")
-        return synchronised(lambda: setup("cuda"), torch.cuda.synchronize)()
+        return synchronised(setup("cuda"), torch.cuda.synchronize)
 
     return setup_with_cuda
 

@@ -144,6 +144,26 @@ def symgrad_mlp(batch: int, hidden: int = 256, device: str = "cpu"):
     return checked(step)
 
 
+def symgrad_compiled_mlp(batch: int, hidden: int = 256, device: str = "cpu"):
+    """One MLP step by ``sg.value_and_grad(..., compile=True)``: recorded once, then replayed; SGD in place."""
+    import symgrad as sg
+    from symgrad.backend import to_device
+
+    x, y, arrays = mlp_data(batch, hidden)
+    x, y = to_device(x, device), to_device(y, device)
+    params = [to_device(a, device) for a in arrays]
+    loss_and_grads = sg.value_and_grad(lambda w1, b1, w2, b2: sg.cross_entropy(sg.tanh(x @ w1 + b1) @ w2 + b2, y),
+                                       argnums=(0, 1, 2, 3), compile=True)
+
+    def step():
+        loss, grads = loss_and_grads(*params)
+        for p, g in zip(params, grads):
+            p -= LR * g
+        return loss
+
+    return checked(step)
+
+
 def torch_mlp(batch: int, hidden: int = 256, device: str = "cpu"):
     """One MLP step in PyTorch, one CPU thread, on the CPU or ``device="cuda"``."""
     import torch
@@ -411,6 +431,7 @@ def _mlp_peers(batch: int) -> dict:
     return {
         "numpy": lambda: numpy_mlp(batch),
         "symgrad": lambda: symgrad_mlp(batch),
+        "symgrad (compiled)": lambda: symgrad_compiled_mlp(batch),
         "torch": lambda: torch_mlp(batch),
         "autograd": lambda: autograd_mlp(batch),
         "jax (jit)": lambda: jax_mlp(batch, jit=True),

@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import backend
-from .rules import RULES, check_reduction
+from .rules import RULES, check_label_range, check_reduction
 from .tensor import Tensor, apply, shape_error, type_error
 
 __all__ = [
@@ -144,7 +144,7 @@ def minimum(a: Any, b: Any) -> Any:
 def where(condition: Any, a: Any, b: Any) -> Any:
     """``a`` where ``condition`` holds, else ``b``. Example: ``sg.where(True, 1.0, 2.0)`` is 1.0."""
     if isinstance(condition, Tensor):
-        condition = condition.data
+        condition = condition._values("sg.where(condition, ...)")
     return call("where", condition, a, b)
 
 
@@ -254,7 +254,9 @@ def _class_target(logits: Any, target: Any) -> Any:
         if not isinstance(target, Tensor):
             target = raw                  # labels follow the logits to the GPU
     check_class_target(raw, tuple(array.shape))
-    return raw if raw.dtype.kind in "iu" else target
+    if raw.dtype.kind in "iu" and not (isinstance(target, Tensor) and target._node is not None):
+        return raw
+    return target                         # probabilities, or labels a compiled gradient traces (see symgrad.trace)
 
 
 def check_class_target(target: Any, logits_shape: tuple) -> None:
@@ -275,10 +277,7 @@ np.array([...]) of ints, or probabilities of the logits' shape (2, 3)
         if shape != logits_shape[:-1]:
             raise ValueError(f"cross_entropy: labels of shape {shape} do not match logits of shape "
                              f"{logits_shape}; expected {logits_shape[:-1]}")
-        low, high = backend.extremes(target) if target.size else (0, 0)
-        if low < 0 or high >= logits_shape[-1]:
-            raise ValueError(f"cross_entropy: class labels must lie in [0, {logits_shape[-1] - 1}], "
-                             f"got {int(low)}..{int(high)}")
+        check_label_range(target, logits_shape[-1])
     elif shape == logits_shape[:-1]:
         raise ValueError(f"cross_entropy: class labels must be integers, got {target.dtype} of shape {shape}; "
                          f"pass np.array([...]) of ints, or probabilities of the logits' shape {logits_shape}")

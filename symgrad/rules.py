@@ -9,7 +9,9 @@ A VJP has the signature ``vjp(g, out, *inputs, **params)``: ``g`` is the gradien
 flowing into the output ``out`` and the result is the gradient for that input,
 possibly still broadcast (the engine undoes broadcasting once, in
 :func:`unbroadcast`). ``None`` marks an input that is not differentiable (a
-condition, integer labels). A *variadic* rule (concatenate, stack) has a single
+condition, integer labels). A rule may also declare a ``check`` on its inputs'
+values (cross-entropy's labels must name a class), which every caller runs before
+the forward, compiled replays included. A *variadic* rule (concatenate, stack) has a single
 VJP that also receives the position ``i`` of the input it differentiates. A rule
 that *saves* returns ``(out, saved)`` from its forward, and ``saved`` (say the
 log-probabilities of cross-entropy) reaches its VJPs after the inputs, so that
@@ -38,7 +40,7 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Rule", "RULES", "defrule", "unbroadcast"]
+__all__ = ["Rule", "RULES", "defrule", "unbroadcast", "check_label_range"]
 
 
 class Rule:
@@ -50,13 +52,15 @@ class Rule:
         ('mul', (6.0, (2.0, 3.0)))
     """
 
-    __slots__ = ("name", "forward", "vjps", "saves", "freed")
+    __slots__ = ("name", "forward", "vjps", "saves", "check", "freed")
 
-    def __init__(self, name: str, forward: Callable, vjps: tuple, variadic: bool = False, saves: bool = False):
+    def __init__(self, name: str, forward: Callable, vjps: tuple, variadic: bool = False, saves: bool = False,
+                 check: Optional[Callable] = None):
         self.name = name
         self.forward = forward
         self.vjps = _Positional(vjps[0]) if variadic else vjps
         self.saves = saves
+        self.check = check
         self.freed = (self,)              # what a recorded node becomes once backward has used it
 
     def run(self, *inputs: Any, **params: Any) -> tuple:
@@ -87,7 +91,7 @@ RULES: dict[str, Rule] = {}
 
 
 def defrule(name: str, forward: Callable, *vjps: Optional[Callable], variadic: bool = False,
-            saves: bool = False) -> Rule:
+            saves: bool = False, check: Optional[Callable] = None) -> Rule:
     """Declare a primitive: its forward and the VJP of each input, side by side.
 
     Example:
@@ -96,7 +100,7 @@ def defrule(name: str, forward: Callable, *vjps: Optional[Callable], variadic: b
         6.0
         >>> del RULES["square_demo"]
     """
-    rule = Rule(name, forward, vjps, variadic, saves)
+    rule = Rule(name, forward, vjps, variadic, saves, check)
     RULES[name] = rule
     return rule
 
@@ -435,4 +439,27 @@ def _cross_entropy_target_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: A
     return -_row_gradient(g, lsm, reduction) * lsm
 
 
-defrule("cross_entropy", _cross_entropy, _cross_entropy_vjp, _cross_entropy_target_vjp, saves=True)
+def check_label_range(target: Any, classes: int) -> None:
+    """Raise cross_entropy's ValueError unless every integer label lies in [0, ``classes``).
+
+    NumPy would take a negative label from the end, and CuPy any label out of range
+    modulo the classes: a silent wrong answer either way.
+
+    Example:
+        >>> check_label_range(np.array([0, 3]), 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: cross_entropy: class labels must lie in [0, 2], got 0..3
+    """
+    low, high = backend.extremes(target) if target.size else (0, 0)
+    if low < 0 or high >= classes:
+        raise ValueError(f"cross_entropy: class labels must lie in [0, {classes - 1}], got {int(low)}..{int(high)}")
+
+
+def _check_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> None:
+    if target.dtype.kind in "iu":
+        check_label_range(target, logits.shape[-1])
+
+
+defrule("cross_entropy", _cross_entropy, _cross_entropy_vjp, _cross_entropy_target_vjp, saves=True,
+        check=_check_cross_entropy)

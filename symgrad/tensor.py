@@ -18,17 +18,18 @@ Example:
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from heapq import heappop, heappush
 from itertools import count
 from numbers import Number
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
 from . import backend
 from .rules import RULES, Rule, unbroadcast
 
-__all__ = ["Tensor", "tensor", "apply", "shape_error", "type_error", "operand_error"]
+__all__ = ["Tensor", "tensor", "apply", "shape_error", "type_error", "operand_error", "tracing", "traced_input"]
 
 
 def _constant(value: Any, rule: Rule, operands: Sequence[Any]) -> Any:
@@ -217,21 +218,31 @@ class Tensor:
     # --- conversion ----------------------------------------------------------------
     def item(self) -> float:
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        data = self._values("item() or float()")
+        if data.size != 1:
             raise ValueError(f"item() needs a one-element tensor; this one has shape {self.shape}")
-        return self.data.item()
+        return data.item()
 
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (copied from the GPU when needed)."""
-        return backend.to_device(self.data, "cpu")
+        return backend.to_device(self._values("numpy()"), "cpu")
 
     def detach(self) -> "Tensor":
         """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self._values("detach()"))
 
     def to(self, device: str) -> "Tensor":
         """A copy of this tensor on ``device`` ("cpu" or "gpu"), as a new leaf."""
-        return Tensor(backend.to_device(self.data, device), requires_grad=self.requires_grad)
+        return Tensor(backend.to_device(self._values("to()"), device), requires_grad=self.requires_grad)
+
+    def _values(self, what: str) -> Any:
+        """The data, for ``what`` to read outside the graph: a TypeError while a compiled gradient traces
+        this tensor, since a value read then would be frozen into every replay."""
+        if _tracing and self._node is not None:
+            raise TypeError(f"{what} reads the values of a tensor that a compiled gradient is tracing; a "
+                            "replay could not follow them: compute with sg.* functions and operators, or "
+                            "use compile=False")
+        return self.data
 
     def __repr__(self) -> str:
         body = np.array2string(backend.to_device(self.data, "cpu"), separator=", ", prefix="tensor(")
@@ -253,10 +264,11 @@ class Tensor:
             >>> bool(tensor(0.0)), bool(tensor([2.0]))
             (False, True)
         """
-        if self.data.size != 1:
+        data = self._values("bool() (an if or a while on a tensor)")
+        if data.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous: "
                              "use t.data.any() or t.data.all()")
-        return bool(self.data)
+        return bool(data)
 
     # --- gradients -------------------------------------------------------------------
     def zero_grad(self) -> None:
@@ -365,10 +377,10 @@ class Tensor:
     def __pos__(self): return self
 
     # Comparisons give plain boolean arrays (for masks and sg.where); they are not differentiable.
-    def __lt__(self, other): return self.data < _data(other)
-    def __le__(self, other): return self.data <= _data(other)
-    def __gt__(self, other): return self.data > _data(other)
-    def __ge__(self, other): return self.data >= _data(other)
+    def __lt__(self, other): return self._values("a comparison") < _data(other)
+    def __le__(self, other): return self._values("a comparison") <= _data(other)
+    def __gt__(self, other): return self._values("a comparison") > _data(other)
+    def __ge__(self, other): return self._values("a comparison") >= _data(other)
 
     def __getitem__(self, index):
         index = _index(index)
@@ -444,7 +456,7 @@ def _numpy_reduction_error(name: str, given: dict) -> TypeError:
 
 
 def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
+    return x._values("a comparison") if isinstance(x, Tensor) else x
 
 
 def _index(index: Any) -> Any:
@@ -452,7 +464,7 @@ def _index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(_index(i) for i in index)
     if isinstance(index, Tensor):
-        return index.data
+        return index._values("indexing with a tensor")
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -472,6 +484,44 @@ def _accumulated(current: Any, g: Any, dtype: Any, owned: set) -> Any:
 
 
 _counter = count(0, -1)      # creation order, counted down: the newest tensor has the smallest _seq
+_tracing = 0                 # how many compiled gradients are tracing a function now (see symgrad.trace)
+
+
+@contextmanager
+def tracing() -> Iterator[None]:
+    """Within this block, reading the values of a recorded tensor (``bool``, ``item``, a comparison...)
+    is a TypeError: a traced function must compute with the engine alone.
+
+    Example:
+        >>> x = traced_input(np.array([1.0, -1.0]))
+        >>> with tracing():
+        ...     y = (x * 2).sum()
+        ...     bool(y > 0)
+        Traceback (most recent call last):
+        ...
+        TypeError: a comparison reads the values of a tensor that a compiled gradient is tracing; a replay \
+could not follow them: compute with sg.* functions and operators, or use compile=False
+    """
+    global _tracing
+    _tracing += 1
+    try:
+        yield
+    finally:
+        _tracing -= 1
+
+
+def traced_input(array: Any) -> Tensor:
+    """A leaf around ``array`` whose operations are recorded whatever its dtype (integer labels too),
+    so that a trace can replay them on other arrays; it never gets a gradient of its own.
+
+    Example:
+        >>> (traced_input(np.arange(3)) * 2).op
+        'mul'
+    """
+    t = Tensor(array)
+    t._node = ()
+    t._seq = next(_counter)
+    return t
 _blank = Tensor.__new__
 
 
@@ -572,7 +622,7 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: Op
         TypeError: tensor() needs numbers or arrays of numbers, not None
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._values("sg.tensor()")
     if dtype is not None:
         try:
             dtype = np.dtype(dtype)

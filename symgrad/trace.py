@@ -1,0 +1,159 @@
+"""Compiled gradients: a graph recorded once, replayed as straight-line code.
+
+:func:`replay_program` takes the graph that the engine recorded from some input
+tensors to a scalar result and writes one Python function that recomputes it on
+new arrays of the same shapes: each recorded op's forward, then, newest first,
+the vector-Jacobian products of the inputs that lead to a gradient, each line a
+direct call of the rule from :mod:`symgrad.rules`. The engine's bookkeeping (one
+tensor and one node per op, the heap of backward) is paid once, when the graph is
+recorded; a replay pays for the arrays only. ``sg.value_and_grad(f,
+compile=True)`` records ``f`` once per signature of its arguments and replays it.
+
+Arrays that the graph holds but that are not inputs (a closure's data) are taken
+as they were when the graph was recorded; a tensor that needs no gradient is read
+afresh on every replay, as the engine itself would.
+
+Example:
+    >>> import numpy as np
+    >>> from symgrad.tensor import Tensor
+    >>> w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    >>> replay = replay_program((w * w).sum(), [w], [0], "example")
+    >>> value, (grad,) = replay(np.array([3.0, 4.0]))
+    >>> float(value), grad.tolist()
+    (25.0, [6.0, 8.0])
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import backend
+from .rules import unbroadcast
+from .tensor import Tensor, _accumulated
+
+__all__ = ["replay_program"]
+
+
+def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int], what: str) -> Callable:
+    """A function of the arrays of ``inputs`` returning ``(value, gradients)``: the value of ``out`` as a
+    0-d array and the gradient of each ``inputs[i]`` for ``i`` in ``wanted``, by replaying the graph
+    recorded from ``inputs`` to the one-element tensor ``out``. Its source is in ``.source``;
+    ``.connected`` is false when ``out`` depends on none of the wanted inputs (every gradient is zero).
+
+    Every tensor of the graph that requires grad must be one of ``inputs`` (else TypeError naming
+    ``what``): a replay returns no gradient for any other.
+
+    Example:
+        >>> x = Tensor(np.array(1.0), requires_grad=True)
+        >>> print(replay_program(x * 3.0, [x], [0], "example").source, end="")
+        def replay(a0):
+            v0 = f0(a0, c0)
+            g0 = seed
+            t = b0_0(g0, v0, a0, c0)
+            if t.shape != (): t = unbroadcast(t, ())
+            ga0 = t
+            owned = {id(seed)}
+            return value(v0), (accumulated(None, ga0, d0, owned),)
+    """
+    nodes = _nodes(out, inputs, what)
+    names = {id(t): f"a{i}" for i, t in enumerate(inputs)}
+    names.update((id(t), f"v{k}") for k, t in enumerate(nodes))
+    scope: dict = {"seed": _seed(out), "unbroadcast": unbroadcast, "accumulated": _accumulated, "value": _value}
+    constants: dict = {}
+
+    def constant(value: Any) -> str:
+        """The name of ``value`` in the replay's scope (a tensor's data is read at each replay)."""
+        name = constants.setdefault(id(value), f"c{len(constants)}")
+        scope[name] = value
+        return f"{name}.data" if isinstance(value, Tensor) else name
+
+    lines = []
+    arguments = {}                        # node -> the source of its VJPs' arguments after (g, out)
+    for k, node in enumerate(nodes):
+        rule, args, recorded, params = node._node[:4]
+        scope[f"f{k}"], scope[f"p{k}"] = rule.forward, params
+        given = ", ".join(names[id(a)] if id(a) in names else constant(a if isinstance(a, Tensor) else recorded[1 + i])
+                          for i, a in enumerate(args))
+        keywords = f", **p{k}" if params else ""
+        if rule.check is not None and any(id(a) in names for a in args):   # constants were checked once
+            scope[f"k{k}"] = rule.check
+            lines.append(f"k{k}({given}{keywords})")
+        lines.append(f"v{k}, s{k} = f{k}({given}{keywords})" if rule.saves else f"v{k} = f{k}({given}{keywords})")
+        arguments[k] = f"v{k}, {given}" + (f", s{k}" if rule.saves else "") + keywords
+
+    needs = {f"a{i}" for i in wanted}     # the values a gradient flows back to
+    for k, node in enumerate(nodes):
+        if any(names.get(id(a)) in needs for a in node._node[1]):
+            needs.add(f"v{k}")
+    gathered = set()
+    if names[id(out)] in needs:
+        lines.append(f"{_gradient(names[id(out)])} = seed")
+        gathered.add(_gradient(names[id(out)]))
+    for k in reversed(range(len(nodes))):
+        rule, args = nodes[k]._node[:2]
+        if f"v{k}" not in needs:
+            continue
+        for i, a in enumerate(args):
+            target = names.get(id(a))
+            if target not in needs or rule.vjps[i] is None:
+                continue
+            scope[f"b{k}_{i}"] = rule.vjps[i]
+            grad = _gradient(target)
+            lines.append(f"t = b{k}_{i}(g{k}, {arguments[k]})")
+            lines.append(f"if t.shape != {a.shape}: t = unbroadcast(t, {a.shape})")
+            lines.append(f"{grad} = {grad} + t" if grad in gathered else f"{grad} = t")
+            gathered.add(grad)
+
+    grads = []
+    for i in wanted:
+        scope[f"d{i}"] = inputs[i].data.dtype
+        grads.append(f"accumulated(None, ga{i}, d{i}, owned)" if f"ga{i}" in gathered else f"zeros_like(a{i})")
+        scope["zeros_like"] = backend.xp_of(inputs[i].data).zeros_like
+    lines.append("owned = {id(seed)}")
+    lines.append(f"return value({names[id(out)]}), ({', '.join(grads)}{',' if len(grads) == 1 else ''})")
+    source = f"def replay({', '.join(f'a{i}' for i in range(len(inputs)))}):\n" + "".join(
+        f"    {line}\n" for line in lines)
+    exec(compile(source, "<symgrad replay>", "exec"), scope)       # our own generated code, never user text
+    replay = scope["replay"]
+    replay.source = source
+    replay.connected = names[id(out)] in needs
+    return replay
+
+
+def _gradient(name: str) -> str:
+    """The name of the gradient of the value ``name`` in a replay: g3 for v3, ga0 for a0."""
+    return "g" + name[1:] if name[0] == "v" else "g" + name
+
+
+def _nodes(out: Tensor, inputs: Sequence[Tensor], what: str) -> list:
+    """The recorded tensors that ``out`` depends on, oldest first (each after its arguments)."""
+    ours = {id(t) for t in inputs}
+    found, stack, nodes = set(), [out], []
+    while stack:
+        t = stack.pop()
+        if id(t) in found or id(t) in ours:
+            continue
+        found.add(id(t))
+        if t._node == ():
+            raise TypeError(f"{what}: the function uses a tensor that requires grad but is not a differentiated "
+                            "argument, whose gradient a compiled replay would not return; pass it as an argument "
+                            "(and in argnums) or make it with requires_grad=False")
+        if t._node:
+            if len(t._node) == 1:
+                raise RuntimeError(f"{what}: the function's result comes from a graph that backward() already "
+                                   "freed")
+            nodes.append(t)
+            stack.extend(a for a in t._node[1] if isinstance(a, Tensor))
+    nodes.sort(key=lambda t: -t._seq)
+    return nodes
+
+
+def _seed(out: Tensor) -> Any:
+    """The gradient of the result with respect to itself: ones of its shape and dtype."""
+    return backend.xp_of(out.data).ones(out.shape, dtype=out.dtype)
+
+
+def _value(result: Any) -> Any:
+    """The replayed result as the engine gives it: an array (or NumPy scalar) of shape ()."""
+    return (result if hasattr(result, "reshape") else np.asarray(result)).reshape(())

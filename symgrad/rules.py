@@ -9,9 +9,11 @@ A VJP has the signature ``vjp(g, out, *inputs, **params)``: ``g`` is the gradien
 flowing into the output ``out`` and the result is the gradient for that input,
 possibly still broadcast (the engine undoes broadcasting once, in
 :func:`unbroadcast`). ``None`` marks an input that is not differentiable (a
-condition, integer labels). A rule may also declare a ``check`` on its inputs'
-values (cross-entropy's labels must name a class), which every caller runs before
-the forward, compiled replays included. A *variadic* rule (concatenate, stack) has a single
+condition, integer labels). A rule may also declare a ``check`` of the values of
+some of its inputs (``check_reads``: cross-entropy's labels must name a class), which
+a compiled replay runs before the forward when those inputs can change, and which values its VJPs ``reads`` ("out"
+and input positions; undeclared: all of them): a compiled replay may write the
+result of a NumPy ufunc over an input that nothing reads any more. A *variadic* rule (concatenate, stack) has a single
 VJP that also receives the position ``i`` of the input it differentiates. A rule
 that *saves* returns ``(out, saved)`` from its forward, and ``saved`` (say the
 log-probabilities of cross-entropy) reaches its VJPs after the inputs, so that
@@ -52,15 +54,19 @@ class Rule:
         ('mul', (6.0, (2.0, 3.0)))
     """
 
-    __slots__ = ("name", "forward", "vjps", "saves", "check", "freed")
+    __slots__ = ("name", "forward", "vjps", "saves", "check", "check_reads", "reads", "ufunc", "freed")
 
     def __init__(self, name: str, forward: Callable, vjps: tuple, variadic: bool = False, saves: bool = False,
-                 check: Optional[Callable] = None):
+                 check: Optional[Callable] = None, check_reads: Optional[set] = None, reads: Optional[set] = None,
+                 ufunc: Optional[np.ufunc] = None):
         self.name = name
         self.forward = forward
         self.vjps = _Positional(vjps[0]) if variadic else vjps
         self.saves = saves
         self.check = check
+        self.check_reads = None if check_reads is None else frozenset(check_reads)
+        self.reads = None if reads is None else frozenset(reads)
+        self.ufunc = ufunc if ufunc is not None or not isinstance(forward, np.ufunc) else forward
         self.freed = (self,)              # what a recorded node becomes once backward has used it
 
     def run(self, *inputs: Any, **params: Any) -> tuple:
@@ -91,7 +97,8 @@ RULES: dict[str, Rule] = {}
 
 
 def defrule(name: str, forward: Callable, *vjps: Optional[Callable], variadic: bool = False,
-            saves: bool = False, check: Optional[Callable] = None) -> Rule:
+            saves: bool = False, check: Optional[Callable] = None, check_reads: Optional[set] = None,
+            reads: Optional[set] = None, ufunc: Optional[np.ufunc] = None) -> Rule:
     """Declare a primitive: its forward and the VJP of each input, side by side.
 
     Example:
@@ -100,7 +107,7 @@ def defrule(name: str, forward: Callable, *vjps: Optional[Callable], variadic: b
         6.0
         >>> del RULES["square_demo"]
     """
-    rule = Rule(name, forward, vjps, variadic, saves, check)
+    rule = Rule(name, forward, vjps, variadic, saves, check, check_reads, reads, ufunc)
     RULES[name] = rule
     return rule
 
@@ -209,18 +216,18 @@ def _row_gradient(g: Any, lsm: Any, reduction: str) -> Any:
 
 defrule("add", operator.add,
         lambda g, out, a, b: g,
-        lambda g, out, a, b: g)
+        lambda g, out, a, b: g, reads=set(), ufunc=np.add)
 defrule("sub", operator.sub,
         lambda g, out, a, b: g,
-        lambda g, out, a, b: -g)
+        lambda g, out, a, b: -g, reads=set(), ufunc=np.subtract)
 defrule("mul", operator.mul,
         lambda g, out, a, b: g * b,
-        lambda g, out, a, b: g * a)
+        lambda g, out, a, b: g * a, reads={0, 1}, ufunc=np.multiply)
 defrule("div", operator.truediv,
         lambda g, out, a, b: g / b,
-        lambda g, out, a, b: -g * out / b)
+        lambda g, out, a, b: -g * out / b, reads={1, "out"}, ufunc=np.true_divide)
 defrule("neg", operator.neg,
-        lambda g, out, a: -g)
+        lambda g, out, a: -g, reads=set(), ufunc=np.negative)
 
 
 def _pow_exponent_vjp(g: Any, out: Any, a: Any, b: Any) -> Any:
@@ -259,7 +266,7 @@ def _matmul_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return a.swapaxes(-1, -2) @ g
 
 
-defrule("matmul", operator.matmul, _matmul_vjp_a, _matmul_vjp_b)
+defrule("matmul", operator.matmul, _matmul_vjp_a, _matmul_vjp_b, reads={0, 1})
 
 
 def _maximum(a: Any, b: Any) -> Any:
@@ -312,8 +319,8 @@ def _abs(x: Any) -> Any:
     return np.abs(x)
 
 
-defrule("exp", np.exp, lambda g, out, x: g * out)
-defrule("log", np.log, lambda g, out, x: g / x)
+defrule("exp", np.exp, lambda g, out, x: g * out, reads={"out"})
+defrule("log", np.log, lambda g, out, x: g / x, reads={0})
 def _tanh_vjp(g: Any, out: Any, x: Any) -> Any:
     d = out * out                         # g * (1 - out**2), with a single temporary when d is an array
     if type(d) is not np.ndarray or d.shape != np.shape(g) or d.dtype != g.dtype:
@@ -322,12 +329,12 @@ def _tanh_vjp(g: Any, out: Any, x: Any) -> Any:
     return np.multiply(g, d, out=d)
 
 
-defrule("tanh", np.tanh, _tanh_vjp)
-defrule("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out))
+defrule("tanh", np.tanh, _tanh_vjp, reads={"out"})
+defrule("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out), reads={"out"})
 defrule("relu", _relu, lambda g, out, x: np.where(x > 0, g, 0))
-defrule("sin", np.sin, lambda g, out, x: g * np.cos(x))
-defrule("cos", np.cos, lambda g, out, x: -g * np.sin(x))
-defrule("sqrt", np.sqrt, lambda g, out, x: g / (2 * out))
+defrule("sin", np.sin, lambda g, out, x: g * np.cos(x), reads={0})
+defrule("cos", np.cos, lambda g, out, x: -g * np.sin(x), reads={0})
+defrule("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), reads={"out"})
 defrule("abs", _abs, lambda g, out, x: g * np.sign(x))
 
 # --- reductions ---------------------------------------------------------------------
@@ -347,9 +354,10 @@ def _max_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False)
 
 
 defrule("sum", lambda x, axis=None, keepdims=False: x.sum(axis=axis, keepdims=keepdims),
-        lambda g, out, x, axis=None, keepdims=False: _expand(g, x.shape, axis, keepdims))
+        lambda g, out, x, axis=None, keepdims=False: _expand(g, x.shape, axis, keepdims), reads=set())
 defrule("mean", lambda x, axis=None, keepdims=False: x.mean(axis=axis, keepdims=keepdims),
-        lambda g, out, x, axis=None, keepdims=False: _expand(g / _count(x, out), x.shape, axis, keepdims))
+        lambda g, out, x, axis=None, keepdims=False: _expand(g / _count(x, out), x.shape, axis, keepdims),
+        reads=set())
 defrule("max", _max, _max_vjp)
 
 # --- shapes and indexing --------------------------------------------------------------
@@ -462,4 +470,4 @@ def _check_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> N
 
 
 defrule("cross_entropy", _cross_entropy, _cross_entropy_vjp, _cross_entropy_target_vjp, saves=True,
-        check=_check_cross_entropy)
+        check=_check_cross_entropy, check_reads={1})

@@ -24,6 +24,7 @@ Example:
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -70,16 +71,24 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
 
     lines = []
     arguments = {}                        # node -> the source of its VJPs' arguments after (g, out)
+    uses = Counter(id(a) for node in nodes for a in node._node[1] if isinstance(a, Tensor))
+    uses[id(out)] += 1                    # the result is returned: never written over
     for k, node in enumerate(nodes):
         rule, args, recorded, params = node._node[:4]
         scope[f"f{k}"], scope[f"p{k}"] = rule.forward, params
         given = ", ".join(names[id(a)] if id(a) in names else constant(a if isinstance(a, Tensor) else recorded[1 + i])
                           for i, a in enumerate(args))
         keywords = f", **p{k}" if params else ""
-        if rule.check is not None and any(id(a) in names for a in args):   # constants were checked once
+        if rule.check is not None and any(id(a) in names for i, a in enumerate(args)      # constants were
+                                          if rule.check_reads is None or i in rule.check_reads):   # checked once
             scope[f"k{k}"] = rule.check
             lines.append(f"k{k}({given}{keywords})")
-        lines.append(f"v{k}, s{k} = f{k}({given}{keywords})" if rule.saves else f"v{k} = f{k}({given}{keywords})")
+        spent = _spent_input(node, uses)
+        if spent is not None:             # a ufunc writing over an input that nothing reads any more
+            scope[f"u{k}"] = rule.ufunc
+            lines.append(f"v{k} = u{k}({given}, out={names[id(spent)]})")
+        else:
+            lines.append(f"v{k}, s{k} = f{k}({given}{keywords})" if rule.saves else f"v{k} = f{k}({given}{keywords})")
         arguments[k] = f"v{k}, {given}" + (f", s{k}" if rule.saves else "") + keywords
 
     needs = {f"a{i}" for i in wanted}     # the values a gradient flows back to
@@ -119,6 +128,26 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
     replay.source = source
     replay.connected = names[id(out)] in needs
     return replay
+
+
+def _spent_input(node: Tensor, uses: Counter) -> Any:
+    """The argument of ``node`` whose array a replay may overwrite with ``node``'s result, or None.
+
+    That is an array made by an earlier op of the graph (never an input's or a constant's), owning its
+    memory (not a view nor a NumPy scalar), of the result's shape and dtype, used by ``node`` alone, and whose values no
+    VJP reads: neither those of the op that made it nor those of ``node`` (see ``Rule.reads``)."""
+    rule, args, _, params = node._node[:4]
+    if rule.ufunc is None or rule.reads is None or params:
+        return None
+    for i, a in enumerate(args):
+        if not (isinstance(a, Tensor) and a._node and uses[id(a)] == 1 and i not in rule.reads):
+            continue
+        made_by = a._node[0].reads
+        data = a.data
+        if made_by is not None and "out" not in made_by and not isinstance(data, np.generic) and data.ndim and (
+                data.base is None and data.shape == node.data.shape and data.dtype == node.data.dtype):
+            return a
+    return None
 
 
 def _gradient(name: str) -> str:

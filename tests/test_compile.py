@@ -206,3 +206,21 @@ def test_the_replay_source_reads_as_the_recorded_ops():
     assert replay.source.splitlines()[:3] == ["def replay(a0):", "    v0 = f0(a0)", "    v1 = f1(v0, **p1)"]
     value, (g,) = replay(np.array([0.0, 1.0]))
     np.testing.assert_allclose(g, 1 - np.tanh([0.0, 1.0]) ** 2, rtol=1e-15)
+
+
+def test_a_replay_writes_over_a_spent_array_only():
+    from symgrad.tensor import Tensor
+    from symgrad.trace import replay_program
+
+    w, b = (Tensor(np.ones((2, 3)), requires_grad=True) for _ in range(2))
+    h = w * 2.0
+    spent = sg.sum(sg.tanh(h + b))                        # h + b over h, tanh over h + b
+    kept = sg.sum(sg.tanh(h + b) * h)                     # h is read again: nothing written over it
+    assert replay_program(spent, [w, b], [0, 1], "test").source.count("out=") == 2
+    replay = replay_program(kept, [w, b], [0, 1], "test")
+    assert "out=v0" not in replay.source
+    w0, b0 = np.linspace(-1, 1, 6).reshape(2, 3), np.full((2, 3), 0.5)
+    _, (gw, gb) = replay(w0, b0)
+    _, (ew, eb) = sg.value_and_grad(lambda w, b: sg.sum(sg.tanh(w * 2.0 + b) * (w * 2.0)), argnums=(0, 1))(w0, b0)
+    np.testing.assert_allclose(gw, ew, rtol=1e-14)
+    np.testing.assert_allclose(gb, eb, rtol=1e-14)

@@ -196,3 +196,23 @@ def test_gpu_cross_entropy_labels_out_of_range_are_refused(rows):
     labels[rows // 2] = -1
     with pytest.raises(ValueError, match=r"got -1\.\.0"):
         sg.cross_entropy(logits, labels)
+
+
+@needs_gpu
+def test_gpu_compiled_step_replays_the_eager_one_and_checks_its_labels():
+    cupy = backend.cupy_module()
+    rng = np.random.default_rng(0)
+    params = [cupy.asarray(rng.standard_normal(s).astype(np.float32)) for s in ((4, 3), (3,), (3, 2), (2,))]
+    x = cupy.asarray(rng.standard_normal((5, 4)).astype(np.float32))
+    loss = lambda w1, b1, w2, b2, x, y: sg.cross_entropy(sg.tanh(x @ w1 + b1) @ w2 + b2, y)   # noqa: E731
+    compiled = sg.value_and_grad(loss, argnums=(0, 1, 2, 3), compile=True)
+    eager = sg.value_and_grad(loss, argnums=(0, 1, 2, 3))
+    for labels in ([0, 1, 1, 0, 1], [1, 1, 0, 0, 0]):                # recorded, then replayed
+        y = cupy.asarray(labels)
+        (value, grads), (expected_value, expected) = compiled(*params, x, y), eager(*params, x, y)
+        assert backend.device_of(grads[0]) == "gpu"
+        np.testing.assert_allclose(float(value), float(expected_value), rtol=1e-6)
+        for g, e in zip(grads, expected):
+            np.testing.assert_allclose(backend.to_device(g, "cpu"), backend.to_device(e, "cpu"), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\], got 0\.\.2"):
+        compiled(*params, x, cupy.asarray([0, 1, 2, 0, 0]))

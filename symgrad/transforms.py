@@ -135,7 +135,7 @@ _PROGRAMS_KEPT = 32          # compiled replays kept per function, one per signa
 def _compiled(f: Callable, nums: tuple, many: bool, what: str) -> Callable:
     """:func:`_value_and_grad` by replays of ``f``'s graph, recorded once per signature of its arguments."""
     programs: dict = {}         # signature -> replay
-    direct: dict = {}           # (class, shape, dtype) of every argument -> (replay, finish), for replays that
+    direct: dict = {}           # (class, shape, dtype) of every argument -> the whole call, for replays that
                                 # take the arguments as they are given: the common call, looked up first
 
     def wrapped(*args: Any, **kwargs: Any) -> tuple:
@@ -145,16 +145,17 @@ def _compiled(f: Callable, nums: tuple, many: bool, what: str) -> Callable:
             except (AttributeError, TypeError):     # an argument that is not an array
                 entry = None
             if entry is not None:
-                return entry[1](*entry[0](*args))
+                return entry(*args)
         positions = _positions(nums, len(args), what)
         key, arrays, places, wanted = _signature(args, kwargs, positions, what)
         replay = programs.get(key)
         if replay is None:
             replay = _kept(programs, key, _recorded(f, args, kwargs, arrays, places, wanted, what))
         finish = _finisher(positions, many)
+        call = replay if finish is None else lambda *arrays: finish(*replay(*arrays))
         if not kwargs and len(arrays) == len(args) and all(a is b for a, b in zip(arrays, args)):
-            _kept(direct, tuple((a.__class__, a.shape, a.dtype) for a in args), (replay, finish))
-        return finish(*replay(*arrays))
+            _kept(direct, tuple((a.__class__, a.shape, a.dtype) for a in args), call)
+        return call(*arrays)
 
     return wrapped
 
@@ -167,14 +168,14 @@ def _kept(table: dict, key: Any, value: Any) -> Any:
     return value
 
 
-def _finisher(positions: tuple, many: bool) -> Callable:
+def _finisher(positions: tuple, many: bool) -> Optional[Callable]:
     """The function turning a replay's ``(value, gradients)``, one gradient per differentiated argument,
     into what value_and_grad returns: one gradient per entry of ``positions`` (a repeated one copied),
-    a tuple if ``many``."""
+    a tuple if ``many``; None when the replay's result is that already."""
     if not many:
         return lambda value, grads: (value, grads[0])
     if len(set(positions)) == len(positions):
-        return lambda value, grads: (value, grads)
+        return None
     slot = {p: i for i, p in enumerate(dict.fromkeys(positions))}
 
     def finish(value: Any, grads: tuple) -> tuple:

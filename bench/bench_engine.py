@@ -13,6 +13,8 @@ Cases (each peer in its own single-threaded process pinned to one CPU; see ``har
 Every peer gets the same data and initial weights (:func:`mlp_data`, :func:`vector`, :func:`square`);
 the ``check`` column is a figure every peer must agree on (the first step's loss, a gradient's sum).
 The baseline ``numpy`` is the hand-written forward and backward: the floor for any NumPy-based engine.
+The MLP cases also time ``symgrad (compiled)``: the same step by ``sg.value_and_grad(..., compile=True)``,
+recorded once and replayed.
 
 Example::
 

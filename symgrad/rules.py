@@ -10,11 +10,12 @@ flowing into the output ``out`` and the result is the gradient for that input,
 possibly still broadcast (the engine undoes broadcasting once, in
 :func:`unbroadcast`). ``None`` marks an input that is not differentiable (a
 condition, integer labels). A rule may also declare a ``check`` of the values of
-some of its inputs (``check_reads``: cross-entropy's labels must name a class), which
-a compiled replay runs before the forward when those inputs can change, and which values its VJPs ``reads`` ("out"
-and input positions; undeclared: all of them): a compiled replay may write the
-result of a NumPy ufunc over an input that nothing reads any more. A *variadic* rule (concatenate, stack) has a single
-VJP that also receives the position ``i`` of the input it differentiates. A rule
+some of its inputs (``check_reads``: cross-entropy's labels must name a class),
+which a compiled replay runs before the forward when those inputs can change, and
+which values its VJPs ``reads`` ("out" and input positions; undeclared: all of
+them), so that a compiled replay may write the result of a NumPy ``ufunc`` over an
+input that nothing reads any more. A *variadic* rule (concatenate, stack) has a
+single VJP that also receives the position ``i`` of the input it differentiates. A rule
 that *saves* returns ``(out, saved)`` from its forward, and ``saved`` (say the
 log-probabilities of cross-entropy) reaches its VJPs after the inputs, so that
 the backward pass does not compute it again.

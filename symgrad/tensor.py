@@ -522,6 +522,8 @@ def traced_input(array: Any) -> Tensor:
     t._node = ()
     t._seq = next(_counter)
     return t
+
+
 _blank = Tensor.__new__
 
 

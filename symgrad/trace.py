@@ -114,11 +114,11 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
             lines.append(f"{grad} = {grad} + t" if grad in gathered else f"{grad} = t")
             gathered.add(grad)
 
+    scope["zeros_like"] = backend.xp_of(out.data).zeros_like
     grads = []
     for i in wanted:
         scope[f"d{i}"] = inputs[i].data.dtype
         grads.append(f"accumulated(None, ga{i}, d{i}, owned)" if f"ga{i}" in gathered else f"zeros_like(a{i})")
-        scope["zeros_like"] = backend.xp_of(inputs[i].data).zeros_like
     lines.append("owned = {id(seed)}")
     lines.append(f"return value({names[id(out)]}), ({', '.join(grads)}{',' if len(grads) == 1 else ''})")
     source = f"def replay({', '.join(f'a{i}' for i in range(len(inputs)))}):\n" + "".join(
@@ -134,8 +134,9 @@ def _spent_input(node: Tensor, uses: Counter) -> Any:
     """The argument of ``node`` whose array a replay may overwrite with ``node``'s result, or None.
 
     That is an array made by an earlier op of the graph (never an input's or a constant's), owning its
-    memory (not a view nor a NumPy scalar), of the result's shape and dtype, used by ``node`` alone, and whose values no
-    VJP reads: neither those of the op that made it nor those of ``node`` (see ``Rule.reads``)."""
+    memory (not a view nor a NumPy scalar), of the result's shape and dtype, used by ``node`` alone,
+    and whose values no VJP reads: neither those of the op that made it nor those of ``node`` (see
+    ``Rule.reads``)."""
     rule, args, _, params = node._node[:4]
     if rule.ufunc is None or rule.reads is None or params:
         return None

@@ -120,11 +120,9 @@ def _value_and_grad(f: Callable, argnums: Any, what: str, compile: bool = False)
             if p not in leaves:
                 leaves[p] = args[p] = _leaf(args[p], f"{what}: argument {p}")
         value = _backpropagate(f(*args, **kwargs), what)
-        grads = []
-        for i, p in enumerate(positions):               # a position asked again gets its own copy
-            g = _gradient_of(leaves[p])
-            grads.append(g.copy() if p in positions[:i] else g)
-        return value, tuple(grads) if many else grads[0]
+        result = value, tuple(_gradient_of(leaf) for leaf in leaves.values())
+        finish = _finisher(positions, many)
+        return result if finish is None else finish(*result)
 
     return wrapped
 

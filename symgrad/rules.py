@@ -17,8 +17,8 @@ them), so that a compiled replay may write the result of a NumPy ``ufunc`` over 
 input that nothing reads any more. A *variadic* rule (concatenate, stack) has a
 single VJP that also receives the position ``i`` of the input it differentiates. A rule
 that *saves* returns ``(out, saved)`` from its forward, and ``saved`` (say the
-log-probabilities of cross-entropy) reaches its VJPs after the inputs, so that
-the backward pass does not compute it again.
+exponentials of cross-entropy) reaches its VJPs after the inputs, so that the
+backward pass does not compute it again.
 
 The forwards work on NumPy and CuPy arrays alike (ufuncs and array methods), and
 on complex arrays too, so that complex-step differentiation runs through every
@@ -43,7 +43,7 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Rule", "RULES", "defrule", "unbroadcast", "check_label_range"]
+__all__ = ["Rule", "RULES", "defrule", "unbroadcast", "broadcast_axes", "check_label_range"]
 
 
 class Rule:
@@ -123,14 +123,26 @@ def unbroadcast(grad: Any, shape: tuple) -> Any:
     grad_shape = grad.shape if hasattr(grad, "shape") else np.shape(grad)
     if grad_shape == shape:
         return grad
-    lead = len(grad_shape) - len(shape)
+    lead, kept = broadcast_axes(grad_shape, shape)
     if lead:
-        grad = grad.sum(axis=tuple(range(lead)))       # a fresh array: no view to copy
-    if 1 in shape:
-        kept = tuple(i for i, n in enumerate(shape) if n == 1 and grad_shape[lead + i] != 1)
-        if kept:
-            grad = grad.sum(axis=kept, keepdims=True)
+        grad = grad.sum(axis=lead)        # a fresh array: no view to copy
+    if kept:
+        grad = grad.sum(axis=kept, keepdims=True)
     return grad
+
+
+def broadcast_axes(broadcast: tuple, shape: tuple) -> tuple:
+    """``(lead, kept)``: the axes of an array of shape ``broadcast`` that :func:`unbroadcast` sums to
+    reach ``shape``, first the leading ones that ``shape`` lacks, then (after those are gone) the
+    ones where ``shape`` has 1 and ``broadcast`` does not.
+
+    Example:
+        >>> broadcast_axes((2, 3, 4), (3, 1))
+        ((0,), (1,))
+    """
+    lead = len(broadcast) - len(shape)
+    kept = tuple(i for i, n in enumerate(shape) if n == 1 and broadcast[lead + i] != 1) if 1 in shape else ()
+    return tuple(range(lead)), kept
 
 
 # --- helpers shared by several rules -------------------------------------------
@@ -165,7 +177,29 @@ def _count(x: Any, out: Any) -> int:
 
 def _shifted(x: Any, axis: int) -> Any:
     """x minus its largest entry (by real part) along ``axis``: exp of the result cannot overflow."""
-    return x - (x.real if x.dtype.kind == "c" else x).max(axis=axis, keepdims=True)
+    real = x.real if x.dtype.kind == "c" else x
+    if type(real) is np.ndarray and real.ndim == 2 and axis in (-1, 1):
+        # NumPy's max along a short last axis is slow (10 µs for 128 rows of 10 float32); argmax is not
+        # (and as max, it takes a row's first NaN): this is three times faster
+        return x - real[_row_numbers(real), real.argmax(axis=1)][:, None]
+    return x - real.max(axis=axis, keepdims=True)
+
+
+_ROW_NUMBERS: dict = {}
+
+
+def _row_numbers(x: Any) -> Any:
+    """``arange(len(x))`` on the device of ``x``: the row index of a fancy index that picks one entry per
+    row. NumPy's are made once per length and read-only."""
+    if type(x) is not np.ndarray:
+        return backend.xp_of(x).arange(x.shape[0])
+    rows = _ROW_NUMBERS.get(x.shape[0])
+    if rows is None:
+        if len(_ROW_NUMBERS) >= 16:
+            _ROW_NUMBERS.clear()
+        rows = _ROW_NUMBERS[x.shape[0]] = np.arange(x.shape[0])
+        rows.flags.writeable = False
+    return rows
 
 
 def _log_softmax(x: Any, axis: int = -1) -> Any:
@@ -207,9 +241,9 @@ def _reduction_scale(g: Any, shape: tuple, reduction: str) -> Any:
     return g
 
 
-def _row_gradient(g: Any, lsm: Any, reduction: str) -> Any:
-    """The gradient reaching each row's loss of cross-entropy, ready to broadcast over the classes."""
-    g = _reduction_scale(g, lsm.shape[:-1], reduction)
+def _row_gradient(g: Any, scores: Any, reduction: str) -> Any:
+    """The gradient reaching each row's loss of cross-entropy, ready to broadcast over the classes of ``scores``."""
+    g = _reduction_scale(g, scores.shape[:-1], reduction)
     return g[..., None] if reduction == "none" else g
 
 
@@ -418,34 +452,51 @@ defrule("mse_loss", lambda pred, target, reduction="mean": _reduce((pred - targe
 
 
 def _cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> tuple:
-    """The loss and the log-probabilities, which the VJPs reuse. ``target`` holds integer
-    class labels (one per row of logits) or class probabilities (the logits' shape)."""
-    lsm = _log_softmax(logits, -1)
+    """The loss, and what the VJPs reuse: the logits shifted by their row maximum ``s``, ``e = exp(s)``,
+    its row sums and their logs (log-softmax is ``s - log_total``). ``target`` holds integer class labels
+    (one per row of logits) or class probabilities (the logits' shape)."""
+    s = _shifted(logits, -1)
+    e = np.exp(s)
+    total = e.sum(axis=-1, keepdims=True)
+    log_total = np.log(total)
+    saved = (s, e, total, log_total)
     if target.dtype.kind not in "iu":
-        losses = -(target * lsm).sum(axis=-1)
-    elif lsm.ndim == 2:                   # (N, C): plain fancy indexing, cheaper than take_along_axis
-        losses = -lsm[backend.xp_of(lsm).arange(lsm.shape[0]), target]
-    else:
-        losses = -backend.xp_of(lsm).take_along_axis(lsm, target[..., None], axis=-1)[..., 0]
-    return _reduce(losses, reduction), lsm
+        return _reduce((target * (log_total - s)).sum(axis=-1), reduction), saved
+    picked = _at_labels(s, target)        # <= 0, as log_total >= 0: the difference below cancels nothing
+    if reduction == "none":
+        return log_total[..., 0] - picked, saved
+    loss = log_total.sum() - picked.sum()
+    return (loss / picked.size if reduction == "mean" else loss), saved          # "sum"
 
 
-def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, reduction: str = "mean") -> Any:
-    p = np.exp(lsm)                       # the softmax, from the saved log-probabilities
-    g = _row_gradient(g, lsm, reduction)
+def _at_labels(x: Any, target: Any) -> Any:
+    """Each row's entry of ``x`` at its integer label (``target`` has the shape of ``x`` less its last axis)."""
+    if x.ndim == 2:                       # (N, C): plain fancy indexing, cheaper than take_along_axis
+        return x[_row_numbers(x), target]
+    return backend.xp_of(x).take_along_axis(x, target[..., None], axis=-1)[..., 0]
+
+
+def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, saved: tuple, reduction: str = "mean") -> Any:
+    _, e, total, _ = saved
+    d = e / total                         # the softmax: a fresh array of our own
     if target.dtype.kind not in "iu":
-        return g * (p * target.sum(axis=-1, keepdims=True) - target)
-    xp = backend.xp_of(p)                 # p is a fresh array of our own: subtract the one-hot labels in place
-    if p.ndim == 2:
-        p[xp.arange(p.shape[0]), target] -= 1
+        d = d * target.sum(axis=-1, keepdims=True) - target
+    elif d.ndim == 2:                     # minus the one-hot labels, in place
+        d[_row_numbers(d), target] -= 1
     else:
-        index = target[..., None]
-        xp.put_along_axis(p, index, xp.take_along_axis(p, index, axis=-1) - 1, axis=-1)
-    return p * g                          # not in place: g may be complex (complex-step) when p is not
+        xp, index = backend.xp_of(d), target[..., None]
+        xp.put_along_axis(d, index, xp.take_along_axis(d, index, axis=-1) - 1, axis=-1)
+    g = _row_gradient(g, d, reduction)
+    if getattr(g, "dtype", None) != d.dtype:
+        return d * g                      # g may be complex (complex-step) or wider when d is not
+    d *= g
+    return d
 
 
-def _cross_entropy_target_vjp(g: Any, out: Any, logits: Any, target: Any, lsm: Any, reduction: str = "mean") -> Any:
-    return -_row_gradient(g, lsm, reduction) * lsm
+def _cross_entropy_target_vjp(g: Any, out: Any, logits: Any, target: Any, saved: tuple,
+                              reduction: str = "mean") -> Any:
+    s, _, _, log_total = saved
+    return _row_gradient(g, s, reduction) * (log_total - s)
 
 
 def check_label_range(target: Any, classes: int) -> None:

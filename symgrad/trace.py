@@ -25,12 +25,12 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from . import backend
-from .rules import unbroadcast
+from .rules import broadcast_axes, unbroadcast
 from .tensor import Tensor, _accumulated
 
 __all__ = ["replay_program"]
@@ -51,16 +51,13 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
         def replay(a0):
             v0 = f0(a0, c0)
             g0 = seed
-            t = b0_0(g0, v0, a0, c0)
-            if t.shape != (): t = unbroadcast(t, ())
-            ga0 = t
-            owned = {id(seed)}
-            return value(v0), (accumulated(None, ga0, d0, owned),)
+            ga0 = b0_0(g0, v0, a0, c0)
+            return v0, finish(ga0)
     """
     nodes = _nodes(out, inputs, what)
     names = {id(t): f"a{i}" for i, t in enumerate(inputs)}
     names.update((id(t), f"v{k}") for k, t in enumerate(nodes))
-    scope: dict = {"seed": _seed(out), "unbroadcast": unbroadcast, "accumulated": _accumulated, "value": _value}
+    scope: dict = {"seed": _seed(out), "unbroadcast": unbroadcast, "value": _value}
     constants: dict = {}
 
     def constant(value: Any) -> str:
@@ -109,18 +106,21 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
                 continue
             scope[f"b{k}_{i}"] = rule.vjps[i]
             grad = _gradient(target)
-            lines.append(f"t = b{k}_{i}(g{k}, {arguments[k]})")
-            lines.append(f"if t.shape != {a.shape}: t = unbroadcast(t, {a.shape})")
-            lines.append(f"{grad} = {grad} + t" if grad in gathered else f"{grad} = t")
+            vjp, sums = f"b{k}_{i}(g{k}, {arguments[k]})", _sums(nodes[k], a.shape)
+            if sums is None:              # summed down as it comes
+                lines.append(f"t = {vjp}")
+                lines.append(f"if t.shape != {a.shape}: t = unbroadcast(t, {a.shape})")
+                vjp = "t"
+            else:
+                vjp += sums
+            lines.append(f"{grad} = {grad} + {vjp}" if grad in gathered else f"{grad} = {vjp}")
             gathered.add(grad)
 
     scope["zeros_like"] = backend.xp_of(out.data).zeros_like
-    grads = []
-    for i in wanted:
-        scope[f"d{i}"] = inputs[i].data.dtype
-        grads.append(f"accumulated(None, ga{i}, d{i}, owned)" if f"ga{i}" in gathered else f"zeros_like(a{i})")
-    lines.append("owned = {id(seed)}")
-    lines.append(f"return value({names[id(out)]}), ({', '.join(grads)}{',' if len(grads) == 1 else ''})")
+    scope["finish"] = _first_finish(scope, [inputs[i].data.dtype for i in wanted])
+    grads = ", ".join(f"ga{i}" if f"ga{i}" in gathered else f"zeros_like(a{i})" for i in wanted)
+    result = names[id(out)] if out.shape == () else f"value({names[id(out)]})"
+    lines.append(f"return {result}, finish({grads})")
     source = f"def replay({', '.join(f'a{i}' for i in range(len(inputs)))}):\n" + "".join(
         f"    {line}\n" for line in lines)
     exec(compile(source, "<symgrad replay>", "exec"), scope)       # our own generated code, never user text
@@ -128,6 +128,17 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
     replay.source = source
     replay.connected = names[id(out)] in needs
     return replay
+
+
+def _sums(node: Tensor, shape: tuple) -> Optional[str]:
+    """The method calls summing a VJP of ``node`` down to its argument's ``shape`` (say
+    ``.sum(axis=(0,))``), or None where they are known only once the VJP has run. An elementwise
+    op's VJPs (a NumPy ufunc's) have the shape of its result, so that its sums are known when the
+    replay is written."""
+    if node._node[0].ufunc is None:
+        return None
+    lead, kept = broadcast_axes(node.shape, shape)
+    return (f".sum(axis={lead})" if lead else "") + (f".sum(axis={kept}, keepdims=True)" if kept else "")
 
 
 def _spent_input(node: Tensor, uses: Counter) -> Any:
@@ -182,6 +193,28 @@ def _nodes(out: Tensor, inputs: Sequence[Tensor], what: str) -> list:
 def _seed(out: Tensor) -> Any:
     """The gradient of the result with respect to itself: ones of its shape and dtype."""
     return backend.xp_of(out.data).ones(out.shape, dtype=out.dtype)
+
+
+def _first_finish(scope: dict, dtypes: list) -> Callable:
+    """The replay's last step, ``finish(*gradients)``, on its first run: each gradient made an array of its
+    own, of its input's dtype, as ``backward()`` hands them back (a view, the seed or an array returned
+    twice is copied). Which of these a replay's arrays are depends on the shapes, dtypes and array types
+    alone, the same on every run of one program: when none needed a change, ``finish`` becomes a plain
+    ``tuple`` of the gradients for the runs after."""
+    def checked(*grads: Any) -> tuple:
+        owned = {id(scope["seed"])}
+        return tuple(_accumulated(None, g, dtype, owned) for g, dtype in zip(grads, dtypes))
+
+    def first(*grads: Any) -> tuple:
+        finished = checked(*grads)
+        scope["finish"] = _as_they_are if all(a is b for a, b in zip(finished, grads)) else checked
+        return finished
+
+    return first
+
+
+def _as_they_are(*grads: Any) -> tuple:
+    return grads
 
 
 def _value(result: Any) -> Any:

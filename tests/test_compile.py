@@ -148,11 +148,22 @@ def test_repeated_argnums_get_their_own_copies_and_an_unused_argument_a_zero_gra
         np.testing.assert_array_equal(gb, np.zeros(3))
 
 
-def test_the_identity_and_a_gradient_the_caller_may_modify():
-    compiled = sg.grad(lambda x: x, compile=True)
-    first = compiled(2.0)
-    first += 10                                           # must not change what later replays return
-    assert float(compiled(3.0)) == 1.0
+@pytest.mark.parametrize("f, x, expected", [
+    (lambda x: x, np.array(2.0), 1.0),                    # the gradient is the seed itself
+    (lambda x: sg.sum(x), np.ones(3), 1.0),               # a read-only view of the seed
+    (lambda x: sg.sum(x + x), np.ones(3), 2.0),
+    (lambda x: sg.sum(x * x), np.ones(3, np.float32), 2.0),
+    (lambda x: sg.sum(x * np.ones(3)), np.ones(3, np.float32), 1.0),      # a float64 gradient, cast back
+])
+def test_every_replay_hands_back_gradients_the_caller_may_modify(f, x, expected):
+    compiled = sg.value_and_grad(f, argnums=(0, 0), compile=True)
+    for _ in range(3):                                    # the first replay and the ones after it
+        value, (g, again) = compiled(x)
+        assert g.dtype == again.dtype == x.dtype and g.flags.writeable and not np.shares_memory(g, again)
+        g += 10                                           # must change neither its twin nor later replays
+        again *= -1
+        np.testing.assert_array_equal(g, 10 + expected * np.ones_like(x))
+        assert float(np.sum(value)) == float(np.sum(f(x)))
 
 
 def test_a_constant_tensor_is_read_afresh_and_a_closure_array_is_kept():

@@ -241,9 +241,11 @@ def _reduction_scale(g: Any, shape: tuple, reduction: str) -> Any:
     return g
 
 
-def _row_gradient(g: Any, scores: Any, reduction: str) -> Any:
-    """The gradient reaching each row's loss of cross-entropy, ready to broadcast over the classes of ``scores``."""
-    g = _reduction_scale(g, scores.shape[:-1], reduction)
+def _row_gradient(g: Any, total: Any, reduction: str) -> Any:
+    """The gradient reaching each row's loss of cross-entropy, ready to broadcast over the classes
+    (``total`` has one entry per row: the shape of the logits with 1 class)."""
+    if reduction == "mean":
+        return g / max(total.size, 1)
     return g[..., None] if reduction == "none" else g
 
 
@@ -462,18 +464,14 @@ def _cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> tuple:
     saved = (s, e, total, log_total)
     if target.dtype.kind not in "iu":
         return _reduce((target * (log_total - s)).sum(axis=-1), reduction), saved
-    picked = _at_labels(s, target)        # <= 0, as log_total >= 0: the difference below cancels nothing
+    if s.ndim == 2:                       # (N, C): plain fancy indexing, cheaper than take_along_axis
+        picked = s[_row_numbers(s), target]
+    else:
+        picked = backend.xp_of(s).take_along_axis(s, target[..., None], axis=-1)[..., 0]
     if reduction == "none":
         return log_total[..., 0] - picked, saved
-    loss = log_total.sum() - picked.sum()
+    loss = log_total.sum() - picked.sum()  # picked <= 0 <= log_total: the difference cancels nothing
     return (loss / picked.size if reduction == "mean" else loss), saved          # "sum"
-
-
-def _at_labels(x: Any, target: Any) -> Any:
-    """Each row's entry of ``x`` at its integer label (``target`` has the shape of ``x`` less its last axis)."""
-    if x.ndim == 2:                       # (N, C): plain fancy indexing, cheaper than take_along_axis
-        return x[_row_numbers(x), target]
-    return backend.xp_of(x).take_along_axis(x, target[..., None], axis=-1)[..., 0]
 
 
 def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, saved: tuple, reduction: str = "mean") -> Any:
@@ -486,7 +484,7 @@ def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, saved: tuple,
     else:
         xp, index = backend.xp_of(d), target[..., None]
         xp.put_along_axis(d, index, xp.take_along_axis(d, index, axis=-1) - 1, axis=-1)
-    g = _row_gradient(g, d, reduction)
+    g = _row_gradient(g, total, reduction)
     if getattr(g, "dtype", None) != d.dtype:
         return d * g                      # g may be complex (complex-step) or wider when d is not
     d *= g
@@ -495,8 +493,8 @@ def _cross_entropy_vjp(g: Any, out: Any, logits: Any, target: Any, saved: tuple,
 
 def _cross_entropy_target_vjp(g: Any, out: Any, logits: Any, target: Any, saved: tuple,
                               reduction: str = "mean") -> Any:
-    s, _, _, log_total = saved
-    return _row_gradient(g, s, reduction) * (log_total - s)
+    s, _, total, log_total = saved
+    return _row_gradient(g, total, reduction) * (log_total - s)
 
 
 def check_label_range(target: Any, classes: int) -> None:

@@ -25,7 +25,8 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Optional, Sequence
+from functools import partial
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -57,16 +58,27 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
     nodes = _nodes(out, inputs, what)
     names = {id(t): f"a{i}" for i, t in enumerate(inputs)}
     names.update((id(t), f"v{k}") for k, t in enumerate(nodes))
-    scope: dict = {"seed": _seed(out), "unbroadcast": unbroadcast, "value": _value}
+    scope: dict = {"seed": _seed(out), "unbroadcast": unbroadcast, "value": _value,
+                   "changed": partial(_changed, what)}
     constants: dict = {}
+    lines = []
 
     def constant(value: Any) -> str:
-        """The name of ``value`` in the replay's scope (a tensor's data is read at each replay)."""
-        name = constants.setdefault(id(value), f"c{len(constants)}")
-        scope[name] = value
-        return f"{name}.data" if isinstance(value, Tensor) else name
+        """The name of ``value`` in the replay: a tensor's data is read at each replay, and must keep the
+        shape, dtype and array type it had when the graph was recorded (every step of the replay was
+        chosen for those)."""
+        if id(value) in constants:
+            return constants[id(value)]
+        name = constants[id(value)] = f"c{len(constants)}"
+        if not isinstance(value, Tensor):
+            scope[name] = value
+            return name
+        data = value.data
+        scope[f"t{name}"], scope[f"e{name}"] = value, (data.shape, data.dtype, type(data))
+        lines.insert(0, f"{name} = t{name}.data")
+        lines.insert(1, f"if ({name}.shape, {name}.dtype, type({name})) != e{name}: changed(e{name}, {name})")
+        return name
 
-    lines = []
     arguments = {}                        # node -> the source of its VJPs' arguments after (g, out)
     uses = Counter(id(a) for node in nodes for a in node._node[1] if isinstance(a, Tensor))
     uses[id(out)] += 1                    # the result is returned: never written over
@@ -106,13 +118,11 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
                 continue
             scope[f"b{k}_{i}"] = rule.vjps[i]
             grad = _gradient(target)
-            vjp, sums = f"b{k}_{i}(g{k}, {arguments[k]})", _sums(nodes[k], a.shape)
-            if sums is None:              # summed down as it comes
+            vjp = f"b{k}_{i}(g{k}, {arguments[k]})"
+            if rule.ufunc is None or nodes[k].shape != a.shape:
                 lines.append(f"t = {vjp}")
-                lines.append(f"if t.shape != {a.shape}: t = unbroadcast(t, {a.shape})")
+                lines.append(_unbroadcast_line(nodes[k], a.shape))
                 vjp = "t"
-            else:
-                vjp += sums
             lines.append(f"{grad} = {grad} + {vjp}" if grad in gathered else f"{grad} = {vjp}")
             gathered.add(grad)
 
@@ -130,15 +140,24 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
     return replay
 
 
-def _sums(node: Tensor, shape: tuple) -> Optional[str]:
-    """The method calls summing a VJP of ``node`` down to its argument's ``shape`` (say
-    ``.sum(axis=(0,))``), or None where they are known only once the VJP has run. An elementwise
-    op's VJPs (a NumPy ufunc's) have the shape of its result, so that its sums are known when the
-    replay is written."""
+def _unbroadcast_line(node: Tensor, shape: tuple) -> str:
+    """The line summing ``t``, a VJP of ``node``, down to its argument's ``shape``. The VJPs of an
+    elementwise op (a NumPy ufunc's) give the shape of its result (or ``shape`` already, if they sum
+    it themselves): their sums are written out, their axes known when the replay is written."""
     if node._node[0].ufunc is None:
-        return None
+        return f"if t.shape != {shape}: t = unbroadcast(t, {shape})"
     lead, kept = broadcast_axes(node.shape, shape)
-    return (f".sum(axis={lead})" if lead else "") + (f".sum(axis={kept}, keepdims=True)" if kept else "")
+    sums = (f".sum(axis={lead})" if lead else "") + (f".sum(axis={kept}, keepdims=True)" if kept else "")
+    return f"t = t{sums} if t.shape == {node.shape} else unbroadcast(t, {shape})"
+
+
+def _changed(what: str, recorded: tuple, data: Any) -> None:
+    """Raise the RuntimeError of a replay whose constant tensor's data changed shape, dtype or type."""
+    shape, dtype, kind = recorded
+    raise RuntimeError(f"{what}: a tensor that the function takes from outside its arguments held a "
+                       f"{kind.__name__} of shape {shape} and dtype {dtype} when the function was recorded, and "
+                       f"now a {type(data).__name__} of shape {data.shape} and dtype {data.dtype}; pass it as an "
+                       "argument, so that each shape and dtype gets its own replay")
 
 
 def _spent_input(node: Tensor, uses: Counter) -> Any:
@@ -198,9 +217,11 @@ def _seed(out: Tensor) -> Any:
 def _first_finish(scope: dict, dtypes: list) -> Callable:
     """The replay's last step, ``finish(*gradients)``, on its first run: each gradient made an array of its
     own, of its input's dtype, as ``backward()`` hands them back (a view, the seed or an array returned
-    twice is copied). Which of these a replay's arrays are depends on the shapes, dtypes and array types
-    alone, the same on every run of one program: when none needed a change, ``finish`` becomes a plain
-    ``tuple`` of the gradients for the runs after."""
+    twice is copied). Which arrays are views or shared, and their dtypes, follow from the shapes, dtypes
+    and array types of the arrays a replay computes with (NumPy 2 promotes by dtype, never by value),
+    and those are the same on every run of one program: its arguments' make its signature, and its
+    constant tensors are checked at the start of each run. So when none needed a change, ``finish``
+    hands the gradients back as they are on the runs after."""
     def checked(*grads: Any) -> tuple:
         owned = {id(scope["seed"])}
         return tuple(_accumulated(None, g, dtype, owned) for g, dtype in zip(grads, dtypes))

@@ -250,7 +250,8 @@ def value_and_grad(f: Callable, argnums: Union[int, Sequence[int]] = 0, compile:
     reading their values in Python (``if``, ``float``, a comparison) is a TypeError,
     and what ``f`` takes from elsewhere (an array in a closure, a random draw) stays
     as it was at the first call, as in ``jax.jit``: pass data that changes (a
-    mini-batch) as an argument.
+    mini-batch) as an argument. A tensor from a closure is read at each call, as the
+    engine reads it, and must keep its shape and dtype (else RuntimeError).
 
     Example:
         >>> value, g = value_and_grad(lambda w, x: (w * x - 2.0) ** 2)(1.0, 1.0)

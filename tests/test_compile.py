@@ -7,6 +7,7 @@ always on a call that replays the graph with values other than those it was reco
 from __future__ import annotations
 
 import operator
+import re
 
 import numpy as np
 import pytest
@@ -174,6 +175,41 @@ def test_a_constant_tensor_is_read_afresh_and_a_closure_array_is_kept():
     scale.data = np.array(3.0)                            # the engine reads a tensor's data at each call...
     offset = np.array(100.0)                              # ...but a rebound closure variable is not seen again
     assert float(compiled(np.ones(2))[0]) == 8.0
+
+
+@pytest.mark.parametrize("data, now", [(np.array(3.0, np.float32), "shape () and dtype float32"),
+                                       (np.full(2, 3.0), "shape (2,) and dtype float64")])
+def test_a_constant_tensor_that_changed_shape_or_dtype_is_refused(data, now):
+    scale = sg.tensor(2.0)
+    compiled = sg.grad(lambda w: sg.sum(w * scale), compile=True)
+    compiled(np.ones(2, np.float32))
+    scale.data = data                                     # every step of the replay was chosen for a float64 ()
+    with pytest.raises(RuntimeError, match=r"^grad\(compile=True\): a tensor that the function takes from outside "
+                                           rf"its arguments held a ndarray of shape \(\) and dtype float64 when the "
+                                           rf"function was recorded, and now a ndarray of {re.escape(now)}; pass it"):
+        compiled(np.ones(2, np.float32))
+
+
+def test_a_rule_whose_vjps_sum_their_own_broadcasting_replays_as_the_engine_runs_it():
+    from symgrad.rules import RULES, defrule, unbroadcast
+    from symgrad.tensor import apply
+
+    def hypot_vjp(position):            # the documented contract allows a VJP that undoes broadcasting itself
+        return lambda g, out, a, b: unbroadcast(g * (a, b)[position] / out, np.shape((a, b)[position]))
+
+    defrule("hypot_test", np.hypot, hypot_vjp(0), hypot_vjp(1))
+    try:
+        f = lambda a, b: sg.sum(apply(RULES["hypot_test"], a, b))     # noqa: E731
+        eager, compiled = sg.value_and_grad(f, (0, 1)), sg.value_and_grad(f, (0, 1), compile=True)
+        rng = np.random.default_rng(3)
+        for _ in range(3):
+            a, b = rng.standard_normal((2, 3)), rng.standard_normal(3)
+            for got, expected in zip(compiled(a, b)[1], eager(a, b)[1]):
+                np.testing.assert_allclose(got, expected, rtol=1e-14)
+            np.testing.assert_allclose(compiled(a, b)[1][1], numeric_gradient(lambda v: f(a, v), b, "central"),
+                                       rtol=1e-7)
+    finally:
+        del RULES["hypot_test"]
 
 
 @pytest.mark.parametrize("body, what", [

@@ -219,8 +219,8 @@ def _first_finish(scope: dict, dtypes: list) -> Callable:
     own, of its input's dtype, as ``backward()`` hands them back (a view, the seed or an array returned
     twice is copied). Which arrays are views or shared, and their dtypes, follow from the shapes, dtypes
     and array types of the arrays a replay computes with (NumPy 2 promotes by dtype, never by value),
-    and those are the same on every run of one program: its arguments' make its signature, and its
-    constant tensors are checked at the start of each run. So when none needed a change, ``finish``
+    and those are the same on every run of one program: the arguments' are its signature, and the
+    constant tensors' are checked at the start of each run. So when none needed a change, ``finish``
     hands the gradients back as they are on the runs after."""
     def checked(*grads: Any) -> tuple:
         owned = {id(scope["seed"])}

@@ -244,8 +244,7 @@ def _reduction_scale(g: Any, shape: tuple, reduction: str) -> Any:
 def _row_gradient(g: Any, total: Any, reduction: str) -> Any:
     """The gradient reaching each row's loss of cross-entropy, ready to broadcast over the classes
     (``total`` has one entry per row: the shape of the logits with 1 class)."""
-    if reduction == "mean":
-        return g / max(total.size, 1)
+    g = _reduction_scale(g, total.shape, reduction)
     return g[..., None] if reduction == "none" else g
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -118,10 +118,9 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
                 continue
             scope[f"b{k}_{i}"] = rule.vjps[i]
             grad = _gradient(target)
-            vjp = f"b{k}_{i}(g{k}, {arguments[k]})"
-            if rule.ufunc is None or nodes[k].shape != a.shape:
-                lines.append(f"t = {vjp}")
-                lines.append(_unbroadcast_line(nodes[k], a.shape))
+            vjp, summed = f"b{k}_{i}(g{k}, {arguments[k]})", _unbroadcast_line(nodes[k], a.shape)
+            if summed is not None:
+                lines += [f"t = {vjp}", summed]
                 vjp = "t"
             lines.append(f"{grad} = {grad} + {vjp}" if grad in gathered else f"{grad} = {vjp}")
             gathered.add(grad)
@@ -140,12 +139,15 @@ def replay_program(out: Tensor, inputs: Sequence[Tensor], wanted: Sequence[int],
     return replay
 
 
-def _unbroadcast_line(node: Tensor, shape: tuple) -> str:
-    """The line summing ``t``, a VJP of ``node``, down to its argument's ``shape``. The VJPs of an
-    elementwise op (a NumPy ufunc's) give the shape of its result (or ``shape`` already, if they sum
-    it themselves): their sums are written out, their axes known when the replay is written."""
+def _unbroadcast_line(node: Tensor, shape: tuple) -> Optional[str]:
+    """The line summing ``t``, a VJP of ``node``, down to its argument's ``shape``, or None where none is
+    needed. The VJPs of an elementwise op (a NumPy ufunc's) give the shape of its result (or ``shape``
+    already, if they sum it themselves): none when that is ``shape``, else their sums written out, their
+    axes known when the replay is written."""
     if node._node[0].ufunc is None:
         return f"if t.shape != {shape}: t = unbroadcast(t, {shape})"
+    if node.shape == shape:
+        return None
     lead, kept = broadcast_axes(node.shape, shape)
     sums = (f".sum(axis={lead})" if lead else "") + (f".sum(axis={kept}, keepdims=True)" if kept else "")
     return f"t = t{sums} if t.shape == {node.shape} else unbroadcast(t, {shape})"

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -607,7 +607,20 @@ OUTER = {"identity": lambda u: u, "exp": sg.exp, "sin": sg.sin, "tanh": sg.tanh,
        method=st.sampled_from(METHODS), dtype=st.sampled_from([np.float64, np.float32]))
 def test_random_smooth_functions_are_never_unresolved(coefficients, outer, x, method, dtype):
     f = lambda v: sg.sum(OUTER[outer](poly_value(coefficients, v)), axis=-1)  # noqa: E731
+    if outer in ("tanh", "sigmoid"):      # not where they saturate in the dtype: tanh(8) in float32 is
+        level = np.abs(OUTER[outer](poly_value(coefficients, x)))       # 1 - 1e-7, flat to any difference
+        assume(np.all(1 - level > 256 * np.finfo(dtype).eps))
     assert fd_gradient(f, x.astype(dtype), method, full_output=True).unresolved == []
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_where_float32_saturates_an_estimate_holds_the_slope_within_its_error_or_is_unresolved(method):
+    f = lambda v: sg.sum(sg.tanh(poly_value([0.0, -0.5, 1.0, 0.0, 1.0], v)), axis=-1)  # noqa: E731  tanh(8.06)
+    exact = sg.grad(f)(np.array([-1.5]))                                              # -6.75e-6
+    r = fd_gradient(f, np.array([-1.5], np.float32), method, full_output=True)
+    if r.unresolved != [(0,)]:                # complex step has no rounding to lose the slope in
+        allowed = 1e-5 * abs(exact[0]) if r.error is None else float(r.error[0])
+        assert r.unresolved == [] and abs(float(r.gradient[0]) - exact[0]) <= allowed, method
 
 
 # --- bad input -----------------------------------------------------------------------------------------
